@@ -1,0 +1,81 @@
+#include "common/util.h"
+
+#include <charconv>
+#include <random>
+
+#include "absl/status/status.h"
+#include "common/strcat.h"
+
+namespace orchard {
+
+absl::StatusOr<uint64_t> ParseUint64(std::string_view text, std::string_view field) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
+    return absl::InvalidArgumentError(
+        Cat(field, ": '", text, "' is not an unsigned 64-bit integer"));
+  }
+  return v;
+}
+
+absl::StatusOr<uint64_t> ParseDurationMs(std::string_view text, std::string_view field) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string_view unit = text.substr(digits);
+  uint64_t mult = 0;
+  if (unit == "ms") mult = 1;
+  else if (unit == "s") mult = 1000;
+  else if (unit == "m") mult = 60'000;
+  else if (unit == "h") mult = 3'600'000;
+  if (digits == 0 || mult == 0) {
+    return absl::InvalidArgumentError(Cat(
+        field, ": '", text, "' is not a duration (use a number with ms, s, m or h, e.g. 30s)"));
+  }
+  auto n = ParseUint64(text.substr(0, digits), field);
+  if (!n.ok()) return n.status();
+  if (*n > UINT64_MAX / mult) {
+    return absl::InvalidArgumentError(Cat(field, ": '", text, "' is too long"));
+  }
+  return *n * mult;
+}
+
+absl::StatusOr<RangeArg> ParseRange(std::string_view text, std::string_view field) {
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        Cat(field, ": '", text, "' is not BEGIN:END (e.g. 0:1000)"));
+  }
+  auto b = ParseUint64(text.substr(0, colon), field);
+  if (!b.ok()) return b.status();
+  auto e = ParseUint64(text.substr(colon + 1), field);
+  if (!e.ok()) return e.status();
+  if (*e <= *b) {
+    return absl::InvalidArgumentError(
+        Cat(field, ": end (", *e, ") must be greater than begin (", *b, ")"));
+  }
+  return RangeArg{*b, *e};
+}
+
+std::string NewId(std::string_view prefix) {
+  static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string id(prefix);
+  uint64_t bits = rng();
+  for (int i = 0; i < 12; ++i) {
+    id.push_back(kAlphabet[bits & 31]);
+    bits >>= 5;
+  }
+  return id;
+}
+
+std::string FormatDurationMs(int64_t ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return Cat(ms, "ms");
+  int64_t s = ms / 1000;
+  if (s < 60) return Cat(s, ".", (ms % 1000) / 100, "s");
+  int64_t m = s / 60;
+  if (m < 60) return Cat(m, "m", s % 60, "s");
+  return Cat(m / 60, "h", m % 60, "m");
+}
+
+}  // namespace orchard

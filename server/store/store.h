@@ -1,0 +1,220 @@
+// The Store: the one place where Orchard's state lives and the one writer of
+// it. Every state change goes through the lifecycle tables in common/lifecycle
+// again here, in the same transaction that writes it, with its history row.
+//
+// Implementations: SqliteStore (embedded, WAL, group commit). PostgreSQL comes
+// later behind this same interface, so nothing outside store/ may assume a
+// single process holds the state.
+//
+// Thread-safety: every method may be called from any thread at once; methods
+// block until their write is durable (committed) or their read is done.
+// Times are milliseconds by the server's clock, passed in by the caller so
+// tests can drive expiry with a fake clock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/lifecycle/state.h"
+#include "common/lifecycle/task.h"
+#include "orchard/v1/orchard.pb.h"
+
+namespace orchard::store {
+
+namespace pb = ::orchard::v1;
+
+struct SubmitResult {
+  pb::Task task;
+  bool created = false;  // false: request_id matched an existing task
+};
+
+struct TaskFilter {
+  std::vector<State> states;                 // empty = any
+  std::map<std::string, std::string> labels;  // all must match
+  std::string kind;                          // empty = any
+  uint32_t page_size = 100;
+  std::string page_token;                    // opaque, from a previous page
+};
+struct TaskPage {
+  std::vector<pb::Task> tasks;  // newest first
+  std::string next_page_token;  // empty on the last page
+};
+
+struct SubtaskFilter {
+  std::string task_id;
+  std::vector<State> states;
+  uint32_t page_size = 1000;
+  std::string page_token;
+};
+struct SubtaskPage {
+  std::vector<pb::Subtask> subtasks;  // by index
+  std::string next_page_token;
+};
+
+struct HistoryFilter {
+  std::string task_id;
+  std::optional<int64_t> subtask_index;  // -1: the task's own rows; unset: all
+  uint32_t page_size = 1000;
+  std::string page_token;
+};
+struct HistoryPage {
+  std::vector<pb::HistoryEntry> entries;  // oldest first
+  std::string next_page_token;
+};
+
+// A write of a task's own state. Writers: a reconciler holding the task's
+// lease (lease_worker/lease_epoch set), or a client (cancel, retry) with no
+// lease. Refused with ABORTED when expected_version is set and differs, with
+// FAILED_PRECONDITION when the table has no such edge, the lease is not held
+// at that epoch, or the event's guard fails (see Store::TransitionTask).
+struct TaskTransition {
+  std::string task_id;
+  std::string actor;              // worker id, or "client"
+  uint64_t expected_version = 0;  // 0: any version (clients)
+  std::string lease_worker;       // empty: no lease required (clients)
+  uint64_t lease_epoch = 0;
+  lifecycle::TaskEvent event = lifecycle::TaskEvent::kPlanned;
+  std::string reason;
+  Outcome outcome = Outcome::kNone;  // with Finalized / FinalizedFailed / Invalid
+  std::string result_json;           // with Finalized / FinalizedFailed
+  std::optional<pb::Plan> plan;      // with Planned, on a task that has no subtasks yet
+};
+
+struct StopResult {
+  uint64_t stopped = 0;      // Preparing -> Terminated (CANCELLED)
+  uint64_t terminating = 0;  // Running -> Terminating
+};
+
+struct HeartbeatResult {
+  std::vector<pb::LeaseRef> lost;  // not held any more at that epoch
+  std::vector<pb::LeaseRef> stop;  // subtasks in Terminating: stop the handler
+  int64_t lease_expire_ms = 0;
+};
+
+struct AcquireResult {
+  std::vector<pb::SubtaskLease> subtasks;
+  std::vector<pb::TaskLease> tasks;
+  // The earliest time (>= now) at which a subtask now backing off becomes
+  // runnable for this worker, or 0 when none is; a long poll wakes then.
+  int64_t next_ready_ms = 0;
+};
+
+struct ExpireResult {
+  uint64_t subtasks_expired = 0;
+  uint64_t task_leases_expired = 0;
+  uint64_t workers_expired = 0;  // workers marked not alive
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- tasks (clients) ----
+
+  // Stores a validated spec as a new task in Preparing, or, when spec.request_id
+  // is not empty and a task with that request_id exists, returns that task with
+  // created = false (even if the spec differs; the first one wins).
+  // REQUIRES: the spec was validated by the caller.
+  virtual absl::StatusOr<SubmitResult> CreateTask(const pb::TaskSpec& spec, int64_t now_ms) = 0;
+  virtual absl::StatusOr<pb::Task> GetTask(const std::string& id) = 0;  // NOT_FOUND
+  virtual absl::StatusOr<TaskPage> ListTasks(const TaskFilter& filter) = 0;
+  // Tasks whose revision is greater than `after_revision`, oldest change first.
+  virtual absl::StatusOr<std::vector<pb::Task>> TasksChangedAfter(uint64_t after_revision,
+                                                                  const std::string& task_id,
+                                                                  uint32_t limit) = 0;
+  virtual absl::StatusOr<SubtaskPage> ListSubtasks(const SubtaskFilter& filter) = 0;
+  virtual absl::StatusOr<HistoryPage> GetHistory(const HistoryFilter& filter) = 0;
+
+  // One task transition, checked against the task table and the guards:
+  //  - Planned with a plan: the task must have no subtasks; writes them all
+  //    (uniform: cut by the spec's split policy) in Preparing, counters set.
+  //    Planned without a plan: the task must already have subtasks (a retry).
+  //  - Finalized / FinalizedFailed: refused while any subtask is Running or
+  //    Terminating; stores result_json and outcome, sets finish time.
+  //  - RetryRequested: moves every Error subtask and every Terminated subtask
+  //    with outcome CANCELLED back to Preparing (attempt 0, history rows),
+  //    clears outcome, result and finish time, bumps generation.
+  //  - Invalid: outcome FAILED, reason kept.
+  // Returns the task as written.
+  virtual absl::StatusOr<pb::Task> TransitionTask(const TaskTransition& t, int64_t now_ms) = 0;
+
+  // Terminating's side effect, idempotent: Preparing subtasks -> Terminated
+  // (CancelRequested, outcome CANCELLED) and Running ones -> Terminating.
+  // Requires the task to be Terminating and, when lease_worker is set, that
+  // lease at that epoch.
+  virtual absl::StatusOr<StopResult> StopSubtasks(const std::string& task_id,
+                                                  const std::string& lease_worker,
+                                                  uint64_t lease_epoch, const std::string& reason,
+                                                  int64_t now_ms) = 0;
+
+  // ---- workers ----
+
+  virtual absl::StatusOr<std::string> RegisterWorker(const std::string& name,
+                                                     const std::vector<std::string>& kinds,
+                                                     uint32_t slots, int64_t now_ms) = 0;
+  virtual absl::Status DeregisterWorker(const std::string& worker_id, int64_t now_ms) = 0;
+  // Workers, with alive = last heartbeat within alive_window_ms of now.
+  virtual absl::StatusOr<std::vector<pb::WorkerInfo>> ListWorkers(int64_t now_ms,
+                                                                  int64_t alive_window_ms) = 0;
+
+  // Renews every listed lease that the worker still holds at that epoch (to
+  // now + ttl_ms) and records progress; reports the others as lost and the
+  // Terminating subtasks as stop. NOT_FOUND when the worker is unknown.
+  virtual absl::StatusOr<HeartbeatResult> Heartbeat(const pb::HeartbeatRequest& req,
+                                                    int64_t now_ms, int64_t ttl_ms) = 0;
+
+  // Leases up to max_subtasks runnable subtasks (Preparing, not_before <= now,
+  // task Running, kind in the worker's kinds, task parallelism respected,
+  // higher priority then older tasks first) and up to max_tasks reconcile
+  // leases on non-terminal tasks of those kinds whose lease is free or expired.
+  // Each subtask lease: Leased (attempt + 1, epoch + 1, history row).
+  virtual absl::StatusOr<AcquireResult> Acquire(const std::string& worker_id,
+                                                uint32_t max_subtasks, uint32_t max_tasks,
+                                                int64_t now_ms, int64_t ttl_ms) = 0;
+
+  // Applies each report on its own: OK, or FAILED_PRECONDITION when the worker
+  // does not hold that lease at that epoch any more (a zombie's late result)
+  // or the table has no edge. Success stores the result; a failure with
+  // attempts left goes back to Preparing with not_before = now + full-jitter
+  // backoff from the task's policy.
+  virtual absl::StatusOr<std::vector<absl::Status>> Report(const std::string& worker_id,
+                                                           const std::vector<pb::SubtaskReport>& reports,
+                                                           int64_t now_ms) = 0;
+
+  virtual absl::Status ReleaseTask(const std::string& worker_id, const std::string& task_id,
+                                   uint64_t epoch) = 0;
+
+  // The lease sweeper, run periodically by the server: subtask leases that
+  // expired by now go through LeaseExpired / LeaseExpiredPermanently (a failed
+  // attempt; retry backoff applies); expired task leases are freed; workers
+  // silent for longer than worker_ttl_ms are marked not alive.
+  virtual absl::StatusOr<ExpireResult> ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) = 0;
+
+  // Kinds run by at least one worker whose last heartbeat is within
+  // alive_window_ms of now.
+  virtual absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
+                                                             int64_t alive_window_ms) = 0;
+
+  // A write that changes nothing, to prove the store is writable (readiness).
+  virtual absl::Status Ping() = 0;
+};
+
+struct SqliteOptions {
+  std::string path;
+  // "normal" (default: survives kill -9 of the process, as WAL commits are
+  // written before the call returns; a power cut may lose the last commits)
+  // or "full" (fsync every commit; survives power loss).
+  std::string synchronous = "normal";
+  int reader_connections = 4;
+  int max_batch = 256;  // most operations folded into one group commit
+};
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
+
+}  // namespace orchard::store
