@@ -6,6 +6,7 @@ namespace orchard {
 
 uint64_t BackoffCeilingMs(const BackoffPolicy& p, uint32_t attempt) {
   if (attempt == 0) attempt = 1;
+  if (p.initial_ms == 0) return 0;
   uint64_t ceiling = p.initial_ms;
   for (uint32_t i = 1; i < attempt && ceiling < p.max_ms; ++i) {
     ceiling = ceiling > p.max_ms / 2 ? p.max_ms : ceiling * 2;

@@ -8,6 +8,20 @@
 
 #include <fmt/format.h>
 
+#include "absl/strings/string_view.h"
+
+#if !defined(ABSL_USES_STD_STRING_VIEW)
+// Lets fmt print absl::string_view (e.g. Status::message()) as it prints
+// std::string_view.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
+  template <typename Ctx>
+  auto format(absl::string_view s, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(std::string_view(s.data(), s.size()), ctx);
+  }
+};
+#endif
+
 namespace orchard {
 
 template <typename... Args>
