@@ -1,0 +1,113 @@
+// orchard-server: wires the store, the hub, the gRPC services, the lease
+// sweeper and signal handling together. No logic of its own.
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "server/hub.h"
+#include "server/service.h"
+#include "server/store/store.h"
+#include "server/sweeper.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "orchard-server: the Orchard API server. Stores tasks and subtasks in SQLite and serves\n"
+      "the TaskService (clients) and WorkerService (workers) over gRPC."};
+  app.footer(
+      "Example:\n  orchard-server --listen 127.0.0.1:7070 --db /var/lib/orchard/orchard.db "
+      "--lease-ttl 10s");
+  std::string listen = "127.0.0.1:7070", db = "orchard.db", lease_ttl = "10s", port_file;
+  std::string sync = "normal", log_level = "info", log_format = "text";
+  app.add_option("--listen", listen, "address to serve gRPC on (port 0 picks a free one)");
+  app.add_option("--db", db, "SQLite database file (created if missing)");
+  app.add_option("--lease-ttl", lease_ttl,
+                 "how long a lease lives without a heartbeat (e.g. 10s, 500ms)");
+  app.add_option("--sync", sync,
+                 "SQLite synchronous level: normal (survives kill -9) or full (survives power loss)")
+      ->check(CLI::IsMember({"normal", "full"}));
+  app.add_option("--port-file", port_file, "write the chosen port here once serving");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  CLI11_PARSE(app, argc, argv);
+
+  // Block the stop signals before any thread starts (threads inherit the
+  // mask), so that only sigwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  if (!orchard::log::Init("server", log_level, log_format)) {
+    fprintf(stderr, "orchard-server: error: --log-level: unknown level '%s'\n", log_level.c_str());
+    return 2;
+  }
+  auto ttl = orchard::ParseDurationMs(lease_ttl, "--lease-ttl");
+  if (!ttl.ok() || *ttl < 100) {
+    fprintf(stderr, "orchard-server: error: %s\n",
+            ttl.ok() ? "--lease-ttl: at least 100ms" : std::string(ttl.status().message()).c_str());
+    return 2;
+  }
+
+  orchard::store::SqliteOptions sopts;
+  sopts.path = db;
+  sopts.synchronous = sync;
+  auto store = orchard::store::OpenSqliteStore(sopts);
+  if (!store.ok()) {
+    fprintf(stderr, "orchard-server: error: --db %s: %s\n", db.c_str(),
+            std::string(store.status().message()).c_str());
+    return 1;
+  }
+
+  orchard::server::Hub hub;
+  orchard::server::ServiceOptions options;
+  options.lease_ttl_ms = static_cast<int64_t>(*ttl);
+  orchard::server::Services services(store->get(), &hub, orchard::SystemClock::Get(), options);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(services.task_service());
+  builder.RegisterService(services.worker_service());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    fprintf(stderr, "orchard-server: error: --listen %s: cannot listen there\n", listen.c_str());
+    return 1;
+  }
+  std::string host = listen.substr(0, listen.rfind(':'));
+  spdlog::info("listening on {}:{} (db {}, lease ttl {} ms, synchronous={})", host, port, db,
+               *ttl, sync);
+  if (!port_file.empty()) {
+    std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+
+  orchard::server::Sweeper sweeper(store->get(), &hub, orchard::SystemClock::Get(),
+                                   static_cast<int64_t>(*ttl));
+  sweeper.Start();
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  sweeper.Stop();
+  services.BeginShutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  services.Shutdown();
+  hub.Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

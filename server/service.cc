@@ -1,0 +1,751 @@
+// TaskService and WorkerService on gRPC's callback API.
+//
+// Every handler: validate on the gRPC thread (cheap, no I/O), then post the
+// store work to `pool` and Finish() the reactor from there. Long polls
+// (Acquire, WaitTask, WatchTasks) re-check the store each time the Hub says
+// something changed, and park on the Hub in between.
+#include "server/service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <set>
+
+#include <boost/asio/post.hpp>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/lifecycle/task.h"
+#include "common/strcat.h"
+#include "common/grpc_status.h"
+#include "server/validate.h"
+
+namespace orchard::server {
+
+namespace pb = ::orchard::v1;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr uint32_t kMaxSubtasksPerAcquire = 1000;
+constexpr uint32_t kMaxTasksPerAcquire = 100;
+constexpr int64_t kWatchMinIntervalMs = 100;
+constexpr int64_t kLiveKindsCacheMs = 500;
+
+absl::StatusOr<std::vector<State>> ParseStates(
+    const google::protobuf::RepeatedField<int>& states) {
+  std::vector<State> out;
+  for (int s : states) {
+    if (s < static_cast<int>(State::kPreparing) || s > static_cast<int>(State::kTerminated)) {
+      return absl::InvalidArgumentError(Cat("states: unknown state ", s));
+    }
+    out.push_back(static_cast<State>(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Services::Impl {
+  Impl(store::Store* s, Hub* h, const Clock* c, ServiceOptions o)
+      : store(s), hub(h), clock(c), options(o), pool(o.pool_threads), tasks(this), workers(this) {}
+
+  store::Store* store;
+  Hub* hub;
+  const Clock* clock;
+  ServiceOptions options;
+  asio::thread_pool pool;
+  std::atomic<bool> stopping{false};
+
+  // Which kinds some live worker runs, refreshed at most every 500 ms; used
+  // only to explain why a task waits in Preparing.
+  std::mutex kinds_mu;
+  std::set<std::string> live_kinds;
+  int64_t live_kinds_at = 0;
+
+  template <typename Fn>
+  void Post(Fn fn) {
+    asio::post(pool, std::move(fn));
+  }
+
+  // Runs `fn` (returning absl::Status, filling the response) on the pool and
+  // finishes the unary call with its status.
+  template <typename Fn>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn fn) {
+    auto* reactor = ctx->DefaultReactor();
+    Post([reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpc(fn())); });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpc(s));
+    return reactor;
+  }
+
+  void Annotate(pb::Task& task) {
+    if (task.state() != pb::PREPARING || !task.reason().empty()) return;
+    int64_t now = clock->NowMs();
+    std::lock_guard lock(kinds_mu);
+    if (now - live_kinds_at > kLiveKindsCacheMs) {
+      auto kinds = store->LiveKinds(now, options.lease_ttl_ms);
+      if (kinds.ok()) {
+        live_kinds = std::set<std::string>(kinds->begin(), kinds->end());
+        live_kinds_at = now;
+      }
+    }
+    if (live_kinds.count(task.spec().kind()) == 0) {
+      task.set_reason(Cat("no live worker runs kind '", task.spec().kind(), "'"));
+    } else {
+      task.set_reason("waiting for a worker to plan it");
+    }
+  }
+
+  // ------------------------------------------------------------ TaskService
+  class TaskSvc final : public pb::TaskService::CallbackService {
+   public:
+    explicit TaskSvc(Impl* impl) : impl_(impl) {}
+
+    grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
+                                     const pb::SubmitRequest* req,
+                                     pb::SubmitResponse* resp) override {
+      auto spec = std::make_shared<pb::TaskSpec>(req->spec());
+      if (auto s = ValidateAndDefaultSpec(*spec); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, spec, resp]() -> absl::Status {
+        auto r = impl_->store->CreateTask(*spec, impl_->clock->NowMs());
+        if (!r.ok()) return r.status();
+        if (r->created) {
+          impl_->hub->Notify();
+          spdlog::info("task {} submitted: kind={} range=[{},{}) request_id='{}'", r->task.id(),
+                       spec->kind(), spec->begin(), spec->end(), spec->request_id());
+        }
+        *resp->mutable_task() = std::move(r->task);
+        resp->set_created(r->created);
+        impl_->Annotate(*resp->mutable_task());
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* ctx,
+                                      const pb::GetTaskRequest* req, pb::Task* resp) override {
+      if (auto s = ValidateId(req->id(), "id"); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        auto t = impl_->store->GetTask(req->id());
+        if (!t.ok()) return t.status();
+        *resp = std::move(*t);
+        impl_->Annotate(*resp);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx,
+                                        const pb::ListTasksRequest* req,
+                                        pb::ListTasksResponse* resp) override {
+      auto states = ParseStates(req->states());
+      if (!states.ok()) return impl_->Refuse(ctx, states.status());
+      if (req->page_size() > 1000) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("page_size: at most 1000"));
+      }
+      store::TaskFilter f;
+      f.states = std::move(*states);
+      f.labels.insert(req->labels().begin(), req->labels().end());
+      f.kind = req->kind();
+      f.page_size = req->page_size() == 0 ? 100 : req->page_size();
+      f.page_token = req->page_token();
+      return impl_->Unary(ctx, [this, f = std::move(f), resp]() -> absl::Status {
+        auto page = impl_->store->ListTasks(f);
+        if (!page.ok()) return page.status();
+        for (auto& t : page->tasks) {
+          impl_->Annotate(t);
+          *resp->add_tasks() = std::move(t);
+        }
+        resp->set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerWriteReactor<pb::WatchTasksResponse>* WatchTasks(
+        grpc::CallbackServerContext* ctx, const pb::WatchTasksRequest* req) override;
+
+    grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx,
+                                         const pb::CancelTaskRequest* req,
+                                         pb::Task* resp) override {
+      if (auto s = ValidateId(req->id(), "id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (req->reason().size() > 1024) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("reason: longer than 1024"));
+      }
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        auto task = impl_->store->GetTask(req->id());
+        if (!task.ok()) return task.status();
+        // Idempotent: a second cancel of a task already stopping is a no-op.
+        if (task->state() == pb::TERMINATING || task->state() == pb::TERMINATED) {
+          *resp = std::move(*task);
+          return absl::OkStatus();
+        }
+        store::TaskTransition t;
+        t.task_id = req->id();
+        t.actor = "client";
+        t.event = lifecycle::TaskEvent::kCancelRequested;
+        t.reason = req->reason().empty() ? "cancelled by client" : req->reason();
+        auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
+        if (!r.ok()) return r.status();
+        impl_->hub->Notify();
+        spdlog::info("task {} {} -> {} (CancelRequested) by client", req->id(),
+                     StateName(static_cast<State>(task->state())),
+                     StateName(static_cast<State>(r->state())));
+        *resp = std::move(*r);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* RetryTask(grpc::CallbackServerContext* ctx,
+                                        const pb::RetryTaskRequest* req, pb::Task* resp) override {
+      if (auto s = ValidateId(req->id(), "id"); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        store::TaskTransition t;
+        t.task_id = req->id();
+        t.actor = "client";
+        t.event = lifecycle::TaskEvent::kRetryRequested;
+        t.reason = "retry requested by client";
+        auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
+        if (!r.ok()) return r.status();
+        impl_->hub->Notify();
+        spdlog::info("task {} Error -> Preparing (RetryRequested) by client", req->id());
+        *resp = std::move(*r);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* ListSubtasks(grpc::CallbackServerContext* ctx,
+                                           const pb::ListSubtasksRequest* req,
+                                           pb::ListSubtasksResponse* resp) override {
+      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      auto states = ParseStates(req->states());
+      if (!states.ok()) return impl_->Refuse(ctx, states.status());
+      if (req->page_size() > 10000) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("page_size: at most 10000"));
+      }
+      store::SubtaskFilter f;
+      f.task_id = req->task_id();
+      f.states = std::move(*states);
+      f.page_size = req->page_size() == 0 ? 1000 : req->page_size();
+      f.page_token = req->page_token();
+      return impl_->Unary(ctx, [this, f = std::move(f), resp]() -> absl::Status {
+        auto page = impl_->store->ListSubtasks(f);
+        if (!page.ok()) return page.status();
+        for (auto& s : page->subtasks) *resp->add_subtasks() = std::move(s);
+        resp->set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
+                                         const pb::GetHistoryRequest* req,
+                                         pb::GetHistoryResponse* resp) override {
+      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (req->has_subtask_index() && req->subtask_index() < -1) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      "subtask_index: must be -1 (the task) or an index"));
+      }
+      if (req->page_size() > 10000) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("page_size: at most 10000"));
+      }
+      store::HistoryFilter f;
+      f.task_id = req->task_id();
+      if (req->has_subtask_index()) f.subtask_index = req->subtask_index();
+      f.page_size = req->page_size() == 0 ? 1000 : req->page_size();
+      f.page_token = req->page_token();
+      return impl_->Unary(ctx, [this, f = std::move(f), resp]() -> absl::Status {
+        // A history of an unknown task is NOT_FOUND, not an empty list.
+        if (auto t = impl_->store->GetTask(f.task_id); !t.ok()) return t.status();
+        auto page = impl_->store->GetHistory(f);
+        if (!page.ok()) return page.status();
+        for (auto& e : page->entries) *resp->add_entries() = std::move(e);
+        resp->set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
+                                          const pb::ListWorkersRequest* req,
+                                          pb::ListWorkersResponse* resp) override {
+      return impl_->Unary(ctx, [this, resp]() -> absl::Status {
+        auto w = impl_->store->ListWorkers(impl_->clock->NowMs(), impl_->options.lease_ttl_ms);
+        if (!w.ok()) return w.status();
+        for (auto& x : *w) *resp->add_workers() = std::move(x);
+        return absl::OkStatus();
+      });
+    }
+
+   private:
+    Impl* impl_;
+  };
+
+  // ---------------------------------------------------------- WorkerService
+  class WorkerSvc final : public pb::WorkerService::CallbackService {
+   public:
+    explicit WorkerSvc(Impl* impl) : impl_(impl) {}
+
+    grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,
+                                       const pb::RegisterRequest* req,
+                                       pb::RegisterResponse* resp) override {
+      if (!req->name().empty()) {
+        if (auto s = ValidateId(req->name(), "name"); !s.ok()) return impl_->Refuse(ctx, s);
+      }
+      if (req->kinds().empty()) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("kinds: must list at least one"));
+      }
+      for (const auto& k : req->kinds()) {
+        if (auto s = ValidateId(k, "kinds"); !s.ok()) return impl_->Refuse(ctx, s);
+      }
+      if (req->slots() == 0 || req->slots() > 1024) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("slots: must be 1 to 1024"));
+      }
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        std::vector<std::string> kinds(req->kinds().begin(), req->kinds().end());
+        auto id = impl_->store->RegisterWorker(req->name().empty() ? "worker" : req->name(), kinds,
+                                               req->slots(), impl_->clock->NowMs());
+        if (!id.ok()) return id.status();
+        spdlog::info("worker {} registered: name={} slots={} kinds={}", *id, req->name(),
+                     req->slots(), fmt::join(kinds, ","));
+        resp->set_worker_id(*id);
+        resp->set_lease_ttl_ms(impl_->options.lease_ttl_ms);
+        resp->set_heartbeat_interval_ms(std::max<int64_t>(impl_->options.lease_ttl_ms / 3, 50));
+        {
+          std::lock_guard lock(impl_->kinds_mu);
+          impl_->live_kinds_at = 0;  // a new worker may run kinds that were waiting
+        }
+        impl_->hub->Notify();
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                        const pb::HeartbeatRequest* req,
+                                        pb::HeartbeatResponse* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        auto r = impl_->store->Heartbeat(*req, impl_->clock->NowMs(), impl_->options.lease_ttl_ms);
+        if (absl::IsNotFound(r.status())) {
+          resp->set_unknown_worker(true);
+          return absl::OkStatus();
+        }
+        if (!r.ok()) return r.status();
+        for (auto& l : r->lost) *resp->add_lost() = std::move(l);
+        for (auto& l : r->stop) *resp->add_stop() = std::move(l);
+        resp->set_lease_expire_ms(r->lease_expire_ms);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
+                                      const pb::AcquireRequest* req,
+                                      pb::AcquireResponse* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (req->max_subtasks() > kMaxSubtasksPerAcquire) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      Cat("max_subtasks: at most ", kMaxSubtasksPerAcquire)));
+      }
+      if (req->max_tasks() > kMaxTasksPerAcquire) {
+        return impl_->Refuse(
+            ctx, absl::InvalidArgumentError(Cat("max_tasks: at most ", kMaxTasksPerAcquire)));
+      }
+      auto call = std::make_shared<LongPoll>();
+      call->reactor = ctx->DefaultReactor();
+      call->ctx = ctx;
+      call->deadline =
+          impl_->clock->NowMs() + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
+      impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
+      return call->reactor;
+    }
+
+    grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
+                                     const pb::ReportRequest* req,
+                                     pb::ReportResponse* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      for (int i = 0; i < req->reports_size(); ++i) {
+        const auto& r = req->reports(i);
+        if (r.outcome_case() == pb::SubtaskReport::OUTCOME_NOT_SET) {
+          return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                        Cat("reports[", i, "].outcome: must be set")));
+        }
+        if (r.lease().subtask_index() < 0) {
+          return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                        Cat("reports[", i, "].lease.subtask_index: must be >= 0")));
+        }
+        if (r.has_succeeded_result_json()) {
+          auto j = nlohmann_parse_ok(r.succeeded_result_json());
+          if (!j) {
+            return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                          Cat("reports[", i, "].succeeded_result_json: not JSON")));
+          }
+        }
+      }
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        std::vector<pb::SubtaskReport> reports(req->reports().begin(), req->reports().end());
+        auto r = impl_->store->Report(req->worker_id(), reports, impl_->clock->NowMs());
+        if (!r.ok()) return r.status();
+        for (const auto& s : *r) {
+          resp->add_codes(static_cast<int>(s.code()));
+          resp->add_messages(std::string(s.message()));
+        }
+        impl_->hub->Notify();
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* TransitionTask(grpc::CallbackServerContext* ctx,
+                                             const pb::TransitionTaskRequest* req,
+                                             pb::Task* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      auto event = lifecycle::ParseTaskEvent(req->event());
+      if (!event) {
+        return impl_->Refuse(
+            ctx, absl::InvalidArgumentError(Cat("event: unknown task event '", req->event(), "'")));
+      }
+      if (req->outcome() < pb::OUTCOME_UNSPECIFIED || req->outcome() > pb::FAILED) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("outcome: unknown value"));
+      }
+      auto t = std::make_shared<store::TaskTransition>();
+      t->task_id = req->task_id();
+      t->actor = req->worker_id();
+      t->expected_version = req->expected_version();
+      t->lease_worker = req->worker_id();
+      t->lease_epoch = req->epoch();
+      t->event = *event;
+      t->reason = req->reason();
+      t->outcome = static_cast<Outcome>(req->outcome());
+      t->result_json = req->result_json();
+      if (*event == lifecycle::TaskEvent::kPlanned &&
+          (req->plan().uniform() || req->plan().bounds_size() > 0)) {
+        t->plan = req->plan();
+      }
+      return impl_->Unary(ctx, [this, t, resp]() -> absl::Status {
+        auto r = impl_->store->TransitionTask(*t, impl_->clock->NowMs());
+        if (!r.ok()) return r.status();
+        impl_->hub->Notify();
+        *resp = std::move(*r);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* StopSubtasks(grpc::CallbackServerContext* ctx,
+                                           const pb::StopSubtasksRequest* req,
+                                           pb::StopSubtasksResponse* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+        auto r = impl_->store->StopSubtasks(req->task_id(), req->worker_id(), req->epoch(),
+                                            req->reason(), impl_->clock->NowMs());
+        if (!r.ok()) return r.status();
+        resp->set_stopped(r->stopped);
+        resp->set_terminating(r->terminating);
+        impl_->hub->Notify();
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* WaitTask(grpc::CallbackServerContext* ctx,
+                                       const pb::WaitTaskRequest* req, pb::Task* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      auto call = std::make_shared<LongPoll>();
+      call->reactor = ctx->DefaultReactor();
+      call->ctx = ctx;
+      call->deadline =
+          impl_->clock->NowMs() + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
+      impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
+      return call->reactor;
+    }
+
+    grpc::ServerUnaryReactor* ReleaseTask(grpc::CallbackServerContext* ctx,
+                                          const pb::ReleaseTaskRequest* req,
+                                          pb::ReleaseTaskResponse* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, req]() -> absl::Status {
+        auto s = impl_->store->ReleaseTask(req->worker_id(), req->task_id(), req->epoch());
+        if (s.ok()) impl_->hub->Notify();
+        return s;
+      });
+    }
+
+    grpc::ServerUnaryReactor* Deregister(grpc::CallbackServerContext* ctx,
+                                         const pb::DeregisterRequest* req,
+                                         pb::DeregisterResponse* resp) override {
+      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      return impl_->Unary(ctx, [this, req]() -> absl::Status {
+        auto s = impl_->store->DeregisterWorker(req->worker_id(), impl_->clock->NowMs());
+        if (s.ok()) {
+          spdlog::info("worker {} deregistered", req->worker_id());
+          impl_->hub->Notify();
+        }
+        return s;
+      });
+    }
+
+   private:
+    struct LongPoll {
+      grpc::ServerUnaryReactor* reactor = nullptr;
+      grpc::CallbackServerContext* ctx = nullptr;
+      int64_t deadline = 0;
+    };
+
+    static bool nlohmann_parse_ok(const std::string& s);
+
+    // One look at the store for work; parks on the hub when there is none.
+    void AcquireOnce(std::shared_ptr<LongPoll> call, const pb::AcquireRequest* req,
+                     pb::AcquireResponse* resp) {
+      uint64_t seen = impl_->hub->generation();
+      int64_t now = impl_->clock->NowMs();
+      auto r = impl_->store->Acquire(req->worker_id(), req->max_subtasks(), req->max_tasks(), now,
+                                     impl_->options.lease_ttl_ms);
+      if (!r.ok()) {
+        call->reactor->Finish(ToGrpc(r.status()));
+        return;
+      }
+      if (!r->subtasks.empty() || !r->tasks.empty() || now >= call->deadline ||
+          impl_->stopping || call->ctx->IsCancelled()) {
+        for (auto& s : r->subtasks) *resp->add_subtasks() = std::move(s);
+        for (auto& t : r->tasks) *resp->add_tasks() = std::move(t);
+        call->reactor->Finish(grpc::Status::OK);
+        return;
+      }
+      int64_t wake_at = call->deadline;
+      if (r->next_ready_ms > 0) wake_at = std::min(wake_at, r->next_ready_ms);
+      impl_->hub->Wait(seen, wake_at, [this, call, req, resp](bool) {
+        impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
+      });
+    }
+
+    void WaitTaskOnce(std::shared_ptr<LongPoll> call, const pb::WaitTaskRequest* req,
+                      pb::Task* resp) {
+      uint64_t seen = impl_->hub->generation();
+      int64_t now = impl_->clock->NowMs();
+      auto t = impl_->store->GetTask(req->task_id());
+      if (!t.ok()) {
+        call->reactor->Finish(ToGrpc(t.status()));
+        return;
+      }
+      const auto& c = t->counts();
+      bool active = c.preparing() + c.running() + c.terminating() > 0;
+      bool wake = t->version() != req->known_version() ||
+                  ((t->state() == pb::RUNNING || t->state() == pb::TERMINATING) && !active) ||
+                  (req->errors_above() >= 0 && static_cast<int64_t>(c.error()) > req->errors_above());
+      if (wake || now >= call->deadline || impl_->stopping || call->ctx->IsCancelled()) {
+        *resp = std::move(*t);
+        call->reactor->Finish(grpc::Status::OK);
+        return;
+      }
+      impl_->hub->Wait(seen, call->deadline, [this, call, req, resp](bool) {
+        impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
+      });
+    }
+
+    Impl* impl_;
+  };
+
+  TaskSvc tasks;
+  WorkerSvc workers;
+};
+
+bool Services::Impl::WorkerSvc::nlohmann_parse_ok(const std::string& s) {
+  return nlohmann::json::accept(s);
+}
+
+// ---------------------------------------------------------------- WatchTasks
+
+namespace {
+
+// Streams tasks as they change: level-triggered snapshots, at most one poll of
+// the store every kWatchMinIntervalMs, resumable from a revision. Lifetime:
+// owned by `self` until OnDone(), and by every pending callback.
+class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksResponse> {
+ public:
+  WatchReactor(store::Store* store, Hub* hub, const Clock* clock,
+               std::function<void(std::function<void()>)> post,
+               std::function<void(pb::Task&)> annotate, std::atomic<bool>* stopping,
+               const pb::WatchTasksRequest& req)
+      : store_(store),
+        hub_(hub),
+        clock_(clock),
+        post_(std::move(post)),
+        annotate_(std::move(annotate)),
+        stopping_(stopping),
+        task_id_(req.task_id()),
+        after_(req.after_revision()) {}
+
+  void Start(std::shared_ptr<WatchReactor> self) {
+    self_ = self;
+    post_([self] { self->Poll(true); });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    auto self = self_;
+    if (!self) return;
+    post_([self] { self->WriteNextOrPoll(); });
+  }
+
+  void OnCancel() override {
+    cancelled_ = true;
+    hub_->Notify();  // wake the parked poll so it can finish
+  }
+
+  void OnDone() override {
+    std::lock_guard lock(mu_);
+    self_.reset();
+  }
+
+ private:
+  void Poll(bool first) {
+    if (cancelled_ || *stopping_) {
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+      return;
+    }
+    uint64_t seen = hub_->generation();
+    last_poll_ms_ = clock_->NowMs();
+    if (first && !task_id_.empty()) {
+      auto t = store_->GetTask(task_id_);
+      if (!t.ok()) {
+        FinishOnce(ToGrpc(t.status()));
+        return;
+      }
+    }
+    auto tasks = store_->TasksChangedAfter(after_, task_id_, 100);
+    if (!tasks.ok()) {
+      FinishOnce(ToGrpc(tasks.status()));
+      return;
+    }
+    if (tasks->empty()) {
+      std::shared_ptr<WatchReactor> self;
+      {
+        std::lock_guard lock(mu_);
+        self = self_;
+      }
+      if (!self) return;
+      hub_->Wait(seen, clock_->NowMs() + 30'000, [self](bool) {
+        self->post_([self] { self->PollThrottled(); });
+      });
+      return;
+    }
+    for (auto& t : *tasks) {
+      after_ = std::max<uint64_t>(after_, t.revision());
+      queue_.push_back(std::move(t));
+    }
+    WriteNextOrPoll();
+  }
+
+  void PollThrottled() {
+    int64_t wait = last_poll_ms_ + kWatchMinIntervalMs - clock_->NowMs();
+    if (wait <= 0 || cancelled_) {
+      Poll(false);
+      return;
+    }
+    std::shared_ptr<WatchReactor> self;
+    {
+      std::lock_guard lock(mu_);
+      self = self_;
+    }
+    if (!self) return;
+    hub_->After(wait, [self] { self->post_([self] { self->Poll(false); }); });
+  }
+
+  void WriteNextOrPoll() {
+    if (queue_.empty()) {
+      if (!task_id_.empty() && last_terminal_) {
+        FinishOnce(grpc::Status::OK);
+        return;
+      }
+      PollThrottled();
+      return;
+    }
+    response_.Clear();
+    *response_.mutable_task() = std::move(queue_.front());
+    queue_.pop_front();
+    annotate_(*response_.mutable_task());
+    last_terminal_ = IsTerminal(static_cast<State>(response_.task().state()));
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    StartWrite(&response_);
+  }
+
+  void FinishOnce(const grpc::Status& s) {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(s);
+  }
+
+  store::Store* store_;
+  Hub* hub_;
+  const Clock* clock_;
+  std::function<void(std::function<void()>)> post_;
+  std::function<void(pb::Task&)> annotate_;
+  std::atomic<bool>* stopping_;
+  const std::string task_id_;
+  uint64_t after_;
+  std::atomic<bool> cancelled_{false};
+
+  // The poll/write chain is sequential: only one of Poll/Write runs at a time.
+  std::deque<pb::Task> queue_;
+  pb::WatchTasksResponse response_;
+  bool last_terminal_ = false;
+  int64_t last_poll_ms_ = 0;
+
+  std::mutex mu_;
+  bool finished_ = false;
+  std::shared_ptr<WatchReactor> self_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<pb::WatchTasksResponse>* Services::Impl::TaskSvc::WatchTasks(
+    grpc::CallbackServerContext* ctx, const pb::WatchTasksRequest* req) {
+  if (!req->task_id().empty()) {
+    if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) {
+      class Refused : public grpc::ServerWriteReactor<pb::WatchTasksResponse> {
+       public:
+        explicit Refused(const absl::Status& s) { Finish(ToGrpc(s)); }
+        void OnDone() override { delete this; }
+      };
+      return new Refused(s);
+    }
+  }
+  Impl* impl = impl_;
+  auto reactor = std::make_shared<WatchReactor>(
+      impl->store, impl->hub, impl->clock,
+      [impl](std::function<void()> fn) { impl->Post(std::move(fn)); },
+      [impl](pb::Task& t) { impl->Annotate(t); }, &impl->stopping, *req);
+  reactor->Start(reactor);
+  return reactor.get();
+}
+
+// ------------------------------------------------------------------ Services
+
+Services::Services(store::Store* store, Hub* hub, const Clock* clock, ServiceOptions options)
+    : impl_(std::make_unique<Impl>(store, hub, clock, options)) {}
+
+Services::~Services() { Shutdown(); }
+
+grpc::Service* Services::task_service() { return &impl_->tasks; }
+grpc::Service* Services::worker_service() { return &impl_->workers; }
+
+void Services::BeginShutdown() {
+  impl_->stopping = true;
+  impl_->hub->Notify();
+}
+
+void Services::Shutdown() {
+  BeginShutdown();
+  impl_->pool.join();
+}
+
+}  // namespace orchard::server

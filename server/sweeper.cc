@@ -1,0 +1,47 @@
+#include "server/sweeper.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "common/strcat.h"
+
+namespace orchard::server {
+
+void Sweeper::Start() {
+  thread_ = std::thread([this] {
+    // Expiry is late by at most one period; a quarter of the TTL, at most 250 ms.
+    auto period = std::chrono::milliseconds(std::clamp<int64_t>(ttl_ms_ / 4, 20, 250));
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      SweepOnce();
+      lock.lock();
+      cv_.wait_for(lock, period, [this] { return stop_; });
+    }
+  });
+}
+
+void Sweeper::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Sweeper::SweepOnce() {
+  auto r = store_->ExpireLeases(clock_->NowMs(), ttl_ms_);
+  if (!r.ok()) {
+    spdlog::warn("lease sweep failed: {}", r.status().message());
+    return;
+  }
+  if (r->subtasks_expired + r->task_leases_expired + r->workers_expired > 0) {
+    spdlog::info("lease sweep: {} subtask leases expired, {} task leases freed, {} workers lost",
+                 r->subtasks_expired, r->task_leases_expired, r->workers_expired);
+    hub_->Notify();
+  }
+}
+
+}  // namespace orchard::server
