@@ -1,0 +1,685 @@
+// The worker daemon's coroutines. Every member of Impl is touched only on the
+// loop thread, except RunningSubtask::progress and ::stop, which the handler
+// reads and writes from the pool.
+#include "worker/daemon.h"
+
+#include <map>
+#include <stop_token>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/strcat.h"
+#include "worker/decide.h"
+#include "worker/rpc.h"
+
+namespace orchard::worker {
+
+namespace {
+
+using json = nlohmann::json;
+using Key = std::pair<std::string, int64_t>;
+
+int64_t Now() { return SystemClock::Get()->NowMs(); }
+
+// A one-waiter wake-up: Notify() before Wait() is remembered.
+class Signal {
+ public:
+  explicit Signal(asio::any_io_executor ex) : timer_(ex) {}
+  Awaitable<void> Wait(int64_t timeout_ms) {
+    if (pending_) {
+      pending_ = false;
+      co_return;
+    }
+    timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+    boost::system::error_code ec;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    pending_ = false;
+  }
+  void Notify() {
+    pending_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  bool pending_ = false;
+};
+
+Awaitable<void> SleepMs(int64_t ms) {
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+  boost::system::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+bool IsPermanent(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInvalidArgument ||
+         s.code() == absl::StatusCode::kFailedPrecondition;
+}
+
+}  // namespace
+
+struct Daemon::Impl {
+  Impl(DaemonOptions o, const Registry* r)
+      : options(std::move(o)),
+        registry(r),
+        pool(options.slots),
+        slot_signal(io.get_executor()),
+        report_signal(io.get_executor()),
+        task_signal(io.get_executor()) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetMaxSendMessageSize(64 << 20);
+    // Reconnect quickly after a server restart: the acquire loop's own
+    // backoff already spaces the attempts.
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    api = std::make_unique<Api>(
+        grpc::CreateCustomChannel(options.server, grpc::InsecureChannelCredentials(), args));
+  }
+
+  struct RunningSubtask {
+    pb::LeaseRef lease;
+    std::stop_source stop;
+    std::atomic<uint64_t> progress{0};
+    bool lost = false;            // the lease is gone: never report
+    bool stop_requested = false;  // the subtask is Terminating: report Stopped
+    bool handler_done = false;
+  };
+  struct ReconciledTask {
+    pb::LeaseRef lease;
+    bool lost = false;
+  };
+
+  DaemonOptions options;
+  const Registry* registry;
+  asio::io_context io;
+  asio::thread_pool pool;
+  std::unique_ptr<Api> api;
+  Signal slot_signal, report_signal, task_signal;
+
+  std::string worker_id;
+  int64_t lease_ttl_ms = 10'000;
+  int64_t heartbeat_ms = 3'000;
+  int64_t last_ok_heartbeat_sent = 0;
+  bool registering = false;
+  bool draining = false;
+  bool stopped = false;
+  uint32_t busy = 0;
+
+  std::map<Key, std::shared_ptr<RunningSubtask>> subtasks;
+  std::map<std::string, std::shared_ptr<ReconciledTask>> tasks;
+  std::vector<pb::SubtaskReport> pending_reports;
+
+  // ---------------------------------------------------------- registration
+
+  Awaitable<void> EnsureRegistered() {
+    while (registering) co_await SleepMs(20);
+    if (!worker_id.empty()) co_return;
+    registering = true;
+    Backoff backoff({100, 5000});
+    while (!stopped) {
+      pb::RegisterRequest req;
+      req.set_name(options.name);
+      for (auto& k : registry->Kinds()) req.add_kinds(k);
+      req.set_slots(options.slots);
+      auto r = co_await api->Register(req);
+      if (r.ok()) {
+        worker_id = r->worker_id();
+        lease_ttl_ms = static_cast<int64_t>(r->lease_ttl_ms());
+        heartbeat_ms = static_cast<int64_t>(r->heartbeat_interval_ms());
+        last_ok_heartbeat_sent = Now();
+        spdlog::info("registered as {} with {} (lease ttl {} ms, {} slots)", worker_id,
+                     options.server, lease_ttl_ms, options.slots);
+        break;
+      }
+      int64_t wait = static_cast<int64_t>(backoff.NextMs());
+      spdlog::warn("register with {} failed: {}; retrying in {} ms", options.server,
+                   r.status().message(), wait);
+      co_await SleepMs(wait);
+    }
+    registering = false;
+  }
+
+  // The server forgot us (or we fenced ourselves): every lease is void.
+  void DropAllLeases(const char* why) {
+    for (auto& [k, s] : subtasks) {
+      if (!s->lost) {
+        s->lost = true;
+        s->stop.request_stop();
+        spdlog::warn("subtask {}/{}: dropping lease epoch {} ({})", k.first, k.second,
+                     s->lease.epoch(), why);
+      }
+    }
+    for (auto& [k, t] : tasks) t->lost = true;
+    task_signal.Notify();
+  }
+
+  // -------------------------------------------------------------- heartbeat
+
+  Awaitable<void> HeartbeatLoop() {
+    Backoff backoff({100, 2000});
+    while (!stopped) {
+      if (worker_id.empty()) {
+        co_await EnsureRegistered();
+        continue;
+      }
+      pb::HeartbeatRequest req;
+      req.set_worker_id(worker_id);
+      for (auto& [k, s] : subtasks) {
+        if (s->lost) continue;
+        auto* p = req.add_subtasks();
+        *p->mutable_lease() = s->lease;
+        p->set_progress(s->progress.load());
+      }
+      for (auto& [k, t] : tasks) {
+        if (!t->lost) *req.add_tasks() = t->lease;
+      }
+      req.set_slots_in_use(busy);
+      req.set_draining(draining);
+      int64_t sent = Now();
+      auto r = co_await api->Heartbeat(req, heartbeat_ms);
+      if (r.ok() && r->unknown_worker()) {
+        spdlog::warn("server does not know worker {}: registering again", worker_id);
+        DropAllLeases("worker unknown to the server");
+        worker_id.clear();
+        continue;
+      }
+      if (r.ok()) {
+        last_ok_heartbeat_sent = sent;
+        backoff.Reset();
+        for (const auto& l : r->lost()) LoseLease(l);
+        for (const auto& l : r->stop()) {
+          auto it = subtasks.find({l.task_id(), l.subtask_index()});
+          if (it != subtasks.end() && !it->second->stop_requested) {
+            it->second->stop_requested = true;
+            it->second->stop.request_stop();
+            spdlog::info("subtask {}/{}: stop requested, stopping the handler", l.task_id(),
+                         l.subtask_index());
+          }
+        }
+        co_await SleepMs(heartbeat_ms);
+        continue;
+      }
+      // Cut off from the server: keep trying with capped backoff and full
+      // jitter, and stop handlers before the server's clock expires them.
+      int64_t silent = Now() - last_ok_heartbeat_sent;
+      if (silent > static_cast<int64_t>(lease_ttl_ms * options.fence_fraction) &&
+          (!subtasks.empty() || !tasks.empty())) {
+        spdlog::warn("no heartbeat accepted for {} ms (lease ttl {} ms): self-fencing", silent,
+                     lease_ttl_ms);
+        DropAllLeases("self-fenced: server unreachable");
+      }
+      int64_t wait = std::min<int64_t>(static_cast<int64_t>(backoff.NextMs()), heartbeat_ms);
+      spdlog::warn("heartbeat failed: {}; retrying in {} ms", r.status().message(), wait);
+      co_await SleepMs(wait);
+    }
+  }
+
+  void LoseLease(const pb::LeaseRef& l) {
+    if (l.subtask_index() < 0) {
+      auto it = tasks.find(l.task_id());
+      if (it != tasks.end()) {
+        it->second->lost = true;
+        spdlog::warn("task {}: reconcile lease lost", l.task_id());
+        task_signal.Notify();
+      }
+      return;
+    }
+    auto it = subtasks.find({l.task_id(), l.subtask_index()});
+    if (it != subtasks.end() && !it->second->lost) {
+      it->second->lost = true;
+      it->second->stop.request_stop();
+      spdlog::warn("subtask {}/{}: lease epoch {} lost; stopping the handler", l.task_id(),
+                   l.subtask_index(), l.epoch());
+      if (it->second->handler_done) subtasks.erase(it);
+    }
+  }
+
+  // ------------------------------------------------------ subtask acquiring
+
+  // One long-poll loop per kind of work: subtask slots (for_tasks = false)
+  // and task reconcile leases (true), so a full set of slots never holds back
+  // reconciliation, nor the other way round.
+  Awaitable<void> AcquireLoop(bool for_tasks) {
+    Backoff backoff({100, 5000});
+    const char* what = for_tasks ? "tasks" : "subtasks";
+    while (!draining && !stopped) {
+      if (worker_id.empty()) {
+        co_await EnsureRegistered();
+        continue;
+      }
+      uint32_t room = for_tasks ? options.max_reconcilers - static_cast<uint32_t>(tasks.size())
+                                : options.slots - busy;
+      if (static_cast<int32_t>(room) <= 0) {
+        Signal& freed = for_tasks ? task_signal : slot_signal;
+        co_await freed.Wait(1000);
+        continue;
+      }
+      pb::AcquireRequest req;
+      req.set_worker_id(worker_id);
+      req.set_max_subtasks(for_tasks ? 0 : room);
+      req.set_max_tasks(for_tasks ? room : 0);
+      req.set_wait_ms(options.acquire_wait_ms);
+      auto r = co_await api->Acquire(req);
+      if (!r.ok()) {
+        if (draining) break;
+        if (absl::IsNotFound(r.status())) {
+          DropAllLeases("worker unknown to the server");
+          worker_id.clear();
+          continue;
+        }
+        int64_t wait = static_cast<int64_t>(backoff.NextMs());
+        spdlog::warn("acquire ({}) failed: {}; retrying in {} ms", what, r.status().message(),
+                     wait);
+        co_await SleepMs(wait);
+        continue;
+      }
+      backoff.Reset();
+      for (auto& lease : *r->mutable_subtasks()) {
+        asio::co_spawn(io, RunSubtask(std::move(lease)), asio::detached);
+      }
+      for (auto& tl : *r->mutable_tasks()) {
+        asio::co_spawn(io, Reconcile(std::move(tl)), asio::detached);
+      }
+    }
+  }
+
+  Awaitable<void> RunSubtask(pb::SubtaskLease lease) {
+    Key key{lease.lease().task_id(), lease.lease().subtask_index()};
+    auto rs = std::make_shared<RunningSubtask>();
+    rs->lease = lease.lease();
+    subtasks[key] = rs;
+    ++busy;
+    spdlog::debug("subtask {}/{}: leased, attempt {}, epoch {}", key.first, key.second,
+                  lease.attempt(), lease.lease().epoch());
+
+    absl::StatusOr<json> result = absl::InternalError("not run");
+    const Handler* handler = registry->Get(lease.kind());
+    json params = json::parse(lease.params_json().empty() ? "{}" : lease.params_json(), nullptr,
+                              false);
+    if (handler == nullptr) {
+      result = absl::FailedPreconditionError(Cat("no handler for kind '", lease.kind(), "'"));
+    } else if (params.is_discarded()) {
+      result = absl::InvalidArgumentError("params: not valid JSON");
+    } else {
+      auto shared_params = std::make_shared<json>(std::move(params));
+      SliceContext ctx;
+      ctx.index = key.second;
+      ctx.begin = lease.begin();
+      ctx.end = lease.end();
+      ctx.attempt = lease.attempt();
+      ctx.params = shared_params.get();
+      ctx.progress = &rs->progress;
+      ctx.stop = rs->stop.get_token();
+      // A named function object: GCC 12 destroys a lambda temporary inside a
+      // co_await expression twice (see rpc.h).
+      auto run = [handler, ctx, shared_params, rs]() { return handler->Run(ctx); };
+      result = co_await RunOnPool<absl::StatusOr<json>>(pool, std::move(run));
+    }
+    --busy;
+    rs->handler_done = true;
+    slot_signal.Notify();
+
+    if (rs->lost) {
+      spdlog::info("subtask {}/{}: handler ended after its lease was lost; result dropped",
+                   key.first, key.second);
+      subtasks.erase(key);
+      co_return;
+    }
+    pb::SubtaskReport report;
+    *report.mutable_lease() = rs->lease;
+    if (result.ok()) {
+      report.set_succeeded_result_json(result->dump());
+    } else if (rs->stop_requested || absl::IsCancelled(result.status())) {
+      report.set_stopped(true);
+    } else if (IsPermanent(result.status())) {
+      report.set_failed_permanently_error(std::string(result.status().message()));
+    } else {
+      report.set_failed_error(std::string(result.status().message()));
+    }
+    pending_reports.push_back(std::move(report));
+    report_signal.Notify();
+  }
+
+  // Sends finished subtasks' reports in batches; a lease stays in `subtasks`
+  // (and so in heartbeats) until its report was answered.
+  Awaitable<void> ReporterLoop() {
+    Backoff backoff({50, 2000});
+    while (!stopped) {
+      if (pending_reports.empty()) {
+        co_await report_signal.Wait(1000);
+        continue;
+      }
+      pb::ReportRequest req;
+      req.set_worker_id(worker_id);
+      std::vector<pb::SubtaskReport> batch;
+      batch.swap(pending_reports);
+      for (auto& r : batch) {
+        auto it = subtasks.find({r.lease().task_id(), r.lease().subtask_index()});
+        if (it != subtasks.end() && it->second->lost) continue;  // fenced meanwhile
+        *req.add_reports() = r;
+      }
+      if (req.reports_size() == 0) {
+        for (auto& r : batch) subtasks.erase({r.lease().task_id(), r.lease().subtask_index()});
+        continue;
+      }
+      auto resp = co_await api->Report(req);
+      if (!resp.ok()) {
+        // Keep them and retry; if this lasts, the heartbeat loop fences them.
+        for (auto& r : batch) pending_reports.push_back(std::move(r));
+        int64_t wait = static_cast<int64_t>(backoff.NextMs());
+        spdlog::warn("report failed: {}; retrying in {} ms", resp.status().message(), wait);
+        co_await SleepMs(wait);
+        continue;
+      }
+      backoff.Reset();
+      for (int i = 0; i < req.reports_size(); ++i) {
+        const auto& r = req.reports(i);
+        if (i < resp->codes_size() && resp->codes(i) != 0) {
+          spdlog::warn("subtask {}/{}: report refused: {}", r.lease().task_id(),
+                       r.lease().subtask_index(), resp->messages(i));
+        }
+      }
+      for (auto& r : batch) subtasks.erase({r.lease().task_id(), r.lease().subtask_index()});
+    }
+  }
+
+  // --------------------------------------------------------- reconciliation
+
+  Awaitable<absl::StatusOr<pb::Task>> Transition(std::shared_ptr<ReconciledTask> entry,
+                                                 pb::Task task, lifecycle::TaskEvent event,
+                                                 std::string reason, pb::TransitionTaskRequest req) {
+    req.set_worker_id(worker_id);
+    req.set_task_id(task.id());
+    req.set_epoch(entry->lease.epoch());
+    req.set_expected_version(task.version());
+    req.set_event(std::string(lifecycle::TaskEventName(event)));
+    req.set_reason(std::move(reason));
+    auto r = co_await api->TransitionTask(req);
+    if (r.ok()) {
+      spdlog::info("task {} {} -> {} ({}){}{}", task.id(),
+                   StateName(static_cast<State>(task.state())),
+                   StateName(static_cast<State>(r->state())), lifecycle::TaskEventName(event),
+                   r->reason().empty() ? "" : ": ", r->reason());
+    }
+    co_return r;
+  }
+
+  // Why a subtask failed, for the task's reason: "subtask 3 failed after 2
+  // attempts: <error>".
+  Awaitable<std::string> FailedSubtasksSummary(const std::string& task_id) {
+    pb::ListSubtasksRequest req;
+    req.set_task_id(task_id);
+    req.add_states(pb::ERROR);
+    req.set_page_size(3);
+    auto r = co_await api->ListSubtasks(req);
+    if (!r.ok() || r->subtasks_size() == 0) co_return std::string();
+    std::string out;
+    for (const auto& s : r->subtasks()) {
+      if (!out.empty()) out += "; ";
+      out += Cat("subtask ", s.index(), " failed after ", s.attempt(), " attempt",
+                 s.attempt() == 1 ? "" : "s", ": ", s.error());
+    }
+    co_return out;
+  }
+
+  // The event that moved the task to Terminating: the newest task row of its
+  // history that ends in Terminating.
+  Awaitable<lifecycle::TaskEvent> TerminatingCause(const std::string& task_id) {
+    pb::GetHistoryRequest req;
+    req.set_task_id(task_id);
+    req.set_subtask_index(-1);
+    req.set_page_size(10000);
+    auto r = co_await api->GetHistory(req);
+    lifecycle::TaskEvent cause = lifecycle::TaskEvent::kAllSucceeded;
+    if (r.ok()) {
+      for (const auto& e : r->entries()) {
+        if (e.to() == pb::TERMINATING) {
+          if (auto ev = lifecycle::ParseTaskEvent(e.event())) cause = *ev;
+        }
+      }
+    }
+    co_return cause;
+  }
+
+  // Folds every committed (SUCCEEDED) subtask result, page by page.
+  Awaitable<absl::StatusOr<json>> Reduce(const pb::Task& task, const Handler* handler) {
+    json acc = handler->Init();
+    std::string token;
+    do {
+      pb::ListSubtasksRequest req;
+      req.set_task_id(task.id());
+      req.add_states(pb::TERMINATED);
+      req.set_page_size(10000);
+      req.set_page_token(token);
+      auto page = co_await api->ListSubtasks(req);
+      if (!page.ok()) {
+        absl::StatusOr<json> failed = page.status();
+        co_return failed;
+      }
+      auto fold = [&acc, &page, handler]() {
+        for (const auto& s : page->subtasks()) {
+          if (s.outcome() != pb::SUCCEEDED) continue;
+          json r = json::parse(s.result_json(), nullptr, false);
+          if (r.is_discarded()) {
+            return absl::DataLossError(Cat("subtask ", s.index(), ": result is not JSON"));
+          }
+          if (auto st = handler->Fold(acc, r); !st.ok()) return st;
+        }
+        return absl::OkStatus();
+      };
+      auto folded = co_await RunOnPool<absl::Status>(pool, std::move(fold));
+      if (!folded.ok()) {
+        absl::StatusOr<json> failed = folded;
+        co_return failed;
+      }
+      token = page->next_page_token();
+    } while (!token.empty());
+    absl::StatusOr<json> out = std::move(acc);
+    co_return out;
+  }
+
+  Awaitable<void> Reconcile(pb::TaskLease tl) {
+    pb::Task task = std::move(*tl.mutable_task());
+    auto entry = std::make_shared<ReconciledTask>();
+    entry->lease.set_task_id(task.id());
+    entry->lease.set_subtask_index(-1);
+    entry->lease.set_epoch(tl.epoch());
+    tasks[task.id()] = entry;
+    spdlog::info("task {}: reconciling (state {}, lease epoch {})", task.id(),
+                 StateName(static_cast<State>(task.state())), tl.epoch());
+    Backoff backoff({100, 5000});
+    const Handler* handler = registry->Get(task.spec().kind());
+
+    while (!entry->lost && !stopped && !draining) {
+      Decision d = Decide(task, Now());
+      absl::StatusOr<pb::Task> next = task;
+      switch (d.kind) {
+        case Decision::kPlan: {
+          json params = json::parse(
+              task.spec().params_json().empty() ? "{}" : task.spec().params_json(), nullptr, false);
+          absl::StatusOr<Plan> plan = absl::InvalidArgumentError("params: not valid JSON");
+          if (handler == nullptr) {
+            plan = absl::InvalidArgumentError(Cat("kind: no handler '", task.spec().kind(), "'"));
+          } else if (!params.is_discarded()) {
+            PlanInput in{task.spec().begin(), task.spec().end(), &params};
+            plan = handler->PlanSlices(in);
+          }
+          pb::TransitionTaskRequest req;
+          if (!plan.ok()) {
+            req.set_outcome(pb::FAILED);
+            std::string why(plan.status().message());
+            next = co_await Transition(entry, task, lifecycle::TaskEvent::kInvalid, why, req);
+          } else {
+            req.mutable_plan()->set_uniform(plan->uniform);
+            for (uint64_t b : plan->bounds) req.mutable_plan()->add_bounds(b);
+            std::string none;
+            next = co_await Transition(entry, task, lifecycle::TaskEvent::kPlanned, none, req);
+          }
+          break;
+        }
+        case Decision::kReplan: {
+          std::string why = "re-running the subtasks that did not succeed";
+          pb::TransitionTaskRequest req;
+          next = co_await Transition(entry, task, lifecycle::TaskEvent::kPlanned, why, req);
+          break;
+        }
+        case Decision::kTransition: {
+          std::string reason = d.reason;
+          if (d.event == lifecycle::TaskEvent::kBudgetExceeded) {
+            std::string failed = co_await FailedSubtasksSummary(task.id());
+            if (!failed.empty()) reason = failed + " (" + reason + ")";
+          }
+          pb::TransitionTaskRequest req;
+          next = co_await Transition(entry, task, d.event, reason, req);
+          break;
+        }
+        case Decision::kStop: {
+          pb::StopSubtasksRequest req;
+          req.set_worker_id(worker_id);
+          req.set_task_id(task.id());
+          req.set_epoch(entry->lease.epoch());
+          req.set_reason(task.reason());
+          auto r = co_await api->StopSubtasks(req);
+          if (!r.ok()) {
+            next = r.status();
+          } else {
+            spdlog::info("task {}: stopping subtasks ({} never started, {} running told to stop)",
+                         task.id(), r->stopped(), r->terminating());
+            pb::GetTaskRequest get;
+            get.set_id(task.id());
+            next = co_await api->GetTask(get);
+          }
+          break;
+        }
+        case Decision::kWait: {
+          pb::WaitTaskRequest req;
+          req.set_worker_id(worker_id);
+          req.set_task_id(task.id());
+          req.set_known_version(task.version());
+          req.set_errors_above(d.errors_above);
+          req.set_wait_ms(static_cast<uint32_t>(d.wait_ms));
+          next = co_await api->WaitTask(req);
+          break;
+        }
+        case Decision::kFinalize: {
+          lifecycle::TaskEvent cause = co_await TerminatingCause(task.id());
+          Finish fin = FinishFor(cause);
+          pb::TransitionTaskRequest req;
+          req.set_outcome(fin.outcome);
+          std::string reason = task.reason();
+          if (handler != nullptr) {
+            auto result = co_await Reduce(task, handler);
+            if (result.ok()) {
+              req.set_result_json(result->dump());
+            } else if (fin.outcome == pb::SUCCEEDED) {
+              fin = {lifecycle::TaskEvent::kFinalizedFailed, pb::FAILED};
+              req.set_outcome(pb::FAILED);
+              reason = Cat("reduce failed: ", result.status().message());
+            }
+          }
+          next = co_await Transition(entry, task, fin.event, reason, req);
+          break;
+        }
+        case Decision::kDone:
+          entry->lost = true;  // leave the loop, then release
+          break;
+      }
+      if (d.kind == Decision::kDone) break;
+      if (next.ok()) {
+        task = std::move(*next);
+        backoff.Reset();
+        continue;
+      }
+      const absl::Status& s = next.status();
+      if (absl::IsNotFound(s)) break;
+      if (absl::IsCancelled(s) && draining) break;
+      if (!absl::IsAborted(s) && !absl::IsFailedPrecondition(s)) {
+        int64_t wait = static_cast<int64_t>(backoff.NextMs());
+        spdlog::warn("task {}: {}; retrying in {} ms", task.id(), s.message(), wait);
+        co_await SleepMs(wait);
+      } else {
+        spdlog::info("task {}: {}; reading it again", task.id(), s.message());
+      }
+      // Level-triggered: never trust what we had, read the task again.
+      pb::GetTaskRequest get;
+      get.set_id(task.id());
+      auto fresh = co_await api->GetTask(get);
+      if (fresh.ok()) {
+        task = std::move(*fresh);
+      } else if (absl::IsNotFound(fresh.status())) {
+        break;
+      }
+    }
+
+    bool release = tasks[task.id()] == entry && !worker_id.empty();
+    if (release) {
+      pb::ReleaseTaskRequest req;
+      req.set_worker_id(worker_id);
+      req.set_task_id(task.id());
+      req.set_epoch(entry->lease.epoch());
+      co_await api->ReleaseTask(req);
+    }
+    if (tasks[task.id()] == entry) tasks.erase(task.id());
+    task_signal.Notify();
+  }
+
+  // ------------------------------------------------------------------ drain
+
+  Awaitable<void> Drain(int sig) {
+    spdlog::info("signal {}: draining (no new work; finishing {} running subtasks)", sig, busy);
+    draining = true;
+    api->CancelLongPolls();
+    int64_t until = Now() + options.drain_timeout_ms;
+    while ((busy > 0 || !pending_reports.empty()) && Now() < until) co_await SleepMs(20);
+    // Let the reporter's last batch land.
+    while (!subtasks.empty() && Now() < until) co_await SleepMs(20);
+    while (!tasks.empty() && Now() < until) co_await SleepMs(20);
+    if (!worker_id.empty()) {
+      pb::DeregisterRequest req;
+      req.set_worker_id(worker_id);
+      co_await api->Deregister(req);
+    }
+    spdlog::info("drained; exiting");
+    stopped = true;
+    io.stop();
+  }
+};
+
+Daemon::Daemon(DaemonOptions options, const Registry* registry)
+    : impl_(std::make_unique<Impl>(std::move(options), registry)) {}
+
+Daemon::~Daemon() { impl_->pool.join(); }
+
+int Daemon::Run() {
+  Impl& d = *impl_;
+  asio::signal_set signals(d.io, SIGINT, SIGTERM);
+  signals.async_wait([&d](const boost::system::error_code& ec, int sig) {
+    if (!ec) asio::co_spawn(d.io, d.Drain(sig), asio::detached);
+  });
+  asio::co_spawn(d.io, [&d]() -> Awaitable<void> {
+    co_await d.EnsureRegistered();
+    asio::co_spawn(d.io, d.HeartbeatLoop(), asio::detached);
+    asio::co_spawn(d.io, d.ReporterLoop(), asio::detached);
+    asio::co_spawn(d.io, d.AcquireLoop(false), asio::detached);
+    asio::co_spawn(d.io, d.AcquireLoop(true), asio::detached);
+  }, asio::detached);
+  d.io.run();
+  // Handlers that ignore their stop token must not keep us: the pool's
+  // threads are joined in the destructor only after their slices end.
+  d.pool.stop();
+  return 0;
+}
+
+}  // namespace orchard::worker

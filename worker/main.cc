@@ -1,0 +1,34 @@
+// orchard-worker: parses flags, registers the built-in handlers and runs the
+// daemon. No logic of its own.
+#include <CLI/CLI.hpp>
+
+#include "common/log.h"
+#include "worker/daemon.h"
+#include "worker/handler.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "orchard-worker: the Orchard worker daemon. Registers with the server, leases subtasks\n"
+      "and runs them with its handlers (noop, sleep, sum, flaky), and reconciles tasks.\n"
+      "SIGTERM drains: no new work, running subtasks finish, then it exits 0."};
+  app.footer("Example:\n  orchard-worker --server 127.0.0.1:7070 --slots 4 --name node-1");
+  orchard::worker::DaemonOptions options;
+  std::string log_level = "info", log_format = "text";
+  app.add_option("--server", options.server, "the server's address")
+      ->envname("ORCHARD_SERVER");
+  app.add_option("--slots", options.slots, "subtasks run at once")->check(CLI::Range(1, 1024));
+  app.add_option("--name", options.name, "a name for operators (letters, digits, . _ -)");
+  app.add_option("--max-reconcilers", options.max_reconcilers, "tasks reconciled at once")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  CLI11_PARSE(app, argc, argv);
+  if (!orchard::log::Init("worker", log_level, log_format)) {
+    fprintf(stderr, "orchard-worker: error: --log-level: unknown level '%s'\n", log_level.c_str());
+    return 2;
+  }
+  orchard::worker::Registry registry;
+  orchard::worker::AddBuiltinHandlers(registry);
+  orchard::worker::Daemon daemon(options, &registry);
+  return daemon.Run();
+}

@@ -1,0 +1,90 @@
+// The worker's gRPC calls as Asio awaitables, in one place: each call keeps
+// its context, request and response alive in heap state, carries a deadline,
+// and resumes the awaiting coroutine on its own executor (the loop thread).
+//
+// Also RunOnPool(): runs a blocking function on a thread pool and resumes the
+// coroutine on the loop, so CPU-heavy handlers never run on the loop.
+//
+// Thread-safety: Api may be used from any coroutine of the loop; gRPC
+// callbacks only post back to the loop.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "orchard/v1/orchard.grpc.pb.h"
+
+namespace orchard::worker {
+
+namespace asio = boost::asio;
+namespace pb = ::orchard::v1;
+
+template <typename T>
+using Awaitable = asio::awaitable<T>;
+
+class Api {
+ public:
+  explicit Api(std::shared_ptr<grpc::Channel> channel);
+
+  Awaitable<absl::StatusOr<pb::RegisterResponse>> Register(const pb::RegisterRequest& req);
+  Awaitable<absl::StatusOr<pb::HeartbeatResponse>> Heartbeat(const pb::HeartbeatRequest& req,
+                                                             int64_t timeout_ms);
+  // Long poll: the deadline is wait_ms plus a margin. CancelLongPolls() ends it early.
+  Awaitable<absl::StatusOr<pb::AcquireResponse>> Acquire(const pb::AcquireRequest& req);
+  Awaitable<absl::StatusOr<pb::ReportResponse>> Report(const pb::ReportRequest& req);
+  Awaitable<absl::StatusOr<pb::Task>> TransitionTask(const pb::TransitionTaskRequest& req);
+  Awaitable<absl::StatusOr<pb::StopSubtasksResponse>> StopSubtasks(const pb::StopSubtasksRequest& req);
+  Awaitable<absl::StatusOr<pb::Task>> WaitTask(const pb::WaitTaskRequest& req);
+  Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> ReleaseTask(const pb::ReleaseTaskRequest& req);
+  Awaitable<absl::StatusOr<pb::DeregisterResponse>> Deregister(const pb::DeregisterRequest& req);
+  Awaitable<absl::StatusOr<pb::Task>> GetTask(const pb::GetTaskRequest& req);
+  Awaitable<absl::StatusOr<pb::ListSubtasksResponse>> ListSubtasks(const pb::ListSubtasksRequest& req);
+  Awaitable<absl::StatusOr<pb::GetHistoryResponse>> GetHistory(const pb::GetHistoryRequest& req);
+
+  // Ends every Acquire and WaitTask in flight (they return CANCELLED).
+  void CancelLongPolls();
+
+ private:
+  template <typename Req, typename Resp, typename Start>
+  Awaitable<absl::StatusOr<Resp>> Unary(Start start, Req req, int64_t timeout_ms, bool long_poll);
+
+  std::unique_ptr<pb::WorkerService::Stub> workers_;
+  std::unique_ptr<pb::TaskService::Stub> tasks_;
+  std::mutex mu_;
+  std::set<grpc::ClientContext*> long_polls_;
+  bool cancelled_ = false;
+};
+
+// Runs fn() on `pool` and resumes the awaiting coroutine on its executor.
+template <typename R, typename Fn>
+Awaitable<R> RunOnPool(asio::thread_pool& pool, Fn fn) {
+  auto result = std::make_shared<std::optional<R>>();
+  // The initiation is a named local: GCC 12 destroys a lambda temporary that
+  // sits inside a co_await expression too early (use after free).
+  auto initiate = [&pool, fn = std::move(fn), result](auto handler) mutable {
+    auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    asio::post(pool, [fn = std::move(fn), result, h, work]() mutable {
+      result->emplace(fn());
+      auto ex = work.get_executor();
+      asio::post(ex, [h]() mutable { std::move (*h)(); });
+    });
+  };
+  co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(initiate,
+                                                                       asio::use_awaitable);
+  co_return std::move(**result);
+}
+
+}  // namespace orchard::worker
