@@ -3,7 +3,9 @@
 // reads and writes from the pool.
 #include "worker/daemon.h"
 
+#include <deque>
 #include <map>
+#include <optional>
 #include <stop_token>
 #include <thread>
 
@@ -105,6 +107,9 @@ struct Daemon::Impl {
   const Registry* registry;
   asio::io_context io;
   asio::thread_pool pool;
+  // Plans and finishes (they may read files or run a reduce program) wait
+  // here, never behind the slots' long slices.
+  asio::thread_pool control_pool{1};
   std::unique_ptr<Api> api;
   Signal slot_signal, report_signal, task_signal;
 
@@ -115,7 +120,15 @@ struct Daemon::Impl {
   bool registering = false;
   bool draining = false;
   bool stopped = false;
-  uint32_t busy = 0;
+  uint32_t busy = 0;  // handlers running now (at most options.slots)
+
+  // Leases taken ahead of free slots, so quick handlers do not pay a round
+  // trip per slice. How many: enough for about kPrefetchMs of work per slot,
+  // by the running average of handler times; slow handlers get none.
+  static constexpr double kPrefetchMs = 100;
+  static constexpr uint32_t kMaxPrefetch = 2000;
+  std::deque<pb::SubtaskLease> queue;
+  double avg_run_ms = kPrefetchMs;
 
   std::map<Key, std::shared_ptr<RunningSubtask>> subtasks;
   std::map<std::string, std::shared_ptr<ReconciledTask>> tasks;
@@ -260,7 +273,7 @@ struct Daemon::Impl {
         continue;
       }
       uint32_t room = for_tasks ? options.max_reconcilers - static_cast<uint32_t>(tasks.size())
-                                : options.slots - busy;
+                                : SubtaskRoom();
       if (static_cast<int32_t>(room) <= 0) {
         Signal& freed = for_tasks ? task_signal : slot_signal;
         co_await freed.Wait(1000);
@@ -286,21 +299,52 @@ struct Daemon::Impl {
         continue;
       }
       backoff.Reset();
-      for (auto& lease : *r->mutable_subtasks()) {
-        asio::co_spawn(io, RunSubtask(std::move(lease)), asio::detached);
-      }
+      for (auto& lease : *r->mutable_subtasks()) Enqueue(std::move(lease));
+      StartQueued();
       for (auto& tl : *r->mutable_tasks()) {
         asio::co_spawn(io, Reconcile(std::move(tl)), asio::detached);
       }
     }
   }
 
-  Awaitable<void> RunSubtask(pb::SubtaskLease lease) {
+  uint32_t SubtaskRoom() const {
+    double per_slot = kPrefetchMs / std::max(avg_run_ms, 0.01);
+    uint32_t prefetch = static_cast<uint32_t>(
+        std::min<double>(kMaxPrefetch, per_slot * options.slots > options.slots
+                                           ? per_slot * options.slots - options.slots
+                                           : 0));
+    int64_t room = static_cast<int64_t>(options.slots) + prefetch - busy -
+                   static_cast<int64_t>(queue.size());
+    return room > 0 ? static_cast<uint32_t>(std::min<int64_t>(room, 1000)) : 0;
+  }
+
+  // A new lease: known to heartbeats at once, run when a slot is free.
+  void Enqueue(pb::SubtaskLease lease) {
     Key key{lease.lease().task_id(), lease.lease().subtask_index()};
     auto rs = std::make_shared<RunningSubtask>();
     rs->lease = lease.lease();
     subtasks[key] = rs;
-    ++busy;
+    queue.push_back(std::move(lease));
+  }
+
+  void StartQueued() {
+    while (busy < options.slots && !queue.empty()) {
+      pb::SubtaskLease lease = std::move(queue.front());
+      queue.pop_front();
+      auto it = subtasks.find({lease.lease().task_id(), lease.lease().subtask_index()});
+      if (it == subtasks.end()) continue;
+      if (it->second->lost) {  // lost while it waited: never started, nothing to report
+        subtasks.erase(it);
+        continue;
+      }
+      ++busy;
+      asio::co_spawn(io, RunSubtask(std::move(lease), it->second), asio::detached);
+    }
+  }
+
+  // REQUIRES: busy was incremented for this slice by StartQueued().
+  Awaitable<void> RunSubtask(pb::SubtaskLease lease, std::shared_ptr<RunningSubtask> rs) {
+    Key key{lease.lease().task_id(), lease.lease().subtask_index()};
     spdlog::debug("subtask {}/{}: leased, attempt {}, epoch {}", key.first, key.second,
                   lease.attempt(), lease.lease().epoch());
 
@@ -312,9 +356,12 @@ struct Daemon::Impl {
       result = absl::FailedPreconditionError(Cat("no handler for kind '", lease.kind(), "'"));
     } else if (params.is_discarded()) {
       result = absl::InvalidArgumentError("params: not valid JSON");
+    } else if (rs->stop_requested) {
+      result = absl::CancelledError("stopped before it started");
     } else {
       auto shared_params = std::make_shared<json>(std::move(params));
       SliceContext ctx;
+      ctx.task_id = key.first;
       ctx.index = key.second;
       ctx.begin = lease.begin();
       ctx.end = lease.end();
@@ -325,10 +372,15 @@ struct Daemon::Impl {
       // A named function object: GCC 12 destroys a lambda temporary inside a
       // co_await expression twice (see rpc.h).
       auto run = [handler, ctx, shared_params, rs]() { return handler->Run(ctx); };
+      auto started = std::chrono::steady_clock::now();
       result = co_await RunOnPool<absl::StatusOr<json>>(pool, std::move(run));
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            started).count();
+      avg_run_ms = 0.8 * avg_run_ms + 0.2 * ms;
     }
     --busy;
     rs->handler_done = true;
+    StartQueued();
     slot_signal.Notify();
 
     if (rs->lost) {
@@ -408,7 +460,7 @@ struct Daemon::Impl {
     req.set_reason(std::move(reason));
     auto r = co_await api->TransitionTask(req);
     if (r.ok()) {
-      spdlog::info("task {} {} -> {} ({}){}{}", task.id(),
+      spdlog::debug("task {} {} -> {} ({}){}{}", task.id(),
                    StateName(static_cast<State>(task.state())),
                    StateName(static_cast<State>(r->state())), lifecycle::TaskEventName(event),
                    r->reason().empty() ? "" : ": ", r->reason());
@@ -454,7 +506,8 @@ struct Daemon::Impl {
   }
 
   // Folds every committed (SUCCEEDED) subtask result, page by page.
-  Awaitable<absl::StatusOr<json>> Reduce(const pb::Task& task, const Handler* handler) {
+  Awaitable<absl::StatusOr<json>> Reduce(const pb::Task& task, const Handler* handler,
+                                         bool succeeded) {
     json acc = handler->Init();
     std::string token;
     do {
@@ -486,7 +539,13 @@ struct Daemon::Impl {
       }
       token = page->next_page_token();
     } while (!token.empty());
-    absl::StatusOr<json> out = std::move(acc);
+    auto params = std::make_shared<json>(json::parse(
+        task.spec().params_json().empty() ? "{}" : task.spec().params_json(), nullptr, false));
+    auto finish = [handler, params, succeeded, id = task.id(), acc = std::move(acc)]() mutable {
+      return handler->Finish({id, params.get(), succeeded}, std::move(acc));
+    };
+    absl::StatusOr<json> out =
+        co_await RunOnPool<absl::StatusOr<json>>(control_pool, std::move(finish));
     co_return out;
   }
 
@@ -496,11 +555,16 @@ struct Daemon::Impl {
     entry->lease.set_task_id(task.id());
     entry->lease.set_subtask_index(-1);
     entry->lease.set_epoch(tl.epoch());
+    // A newer lease epoch of a task this worker still reconciles (its old
+    // lease expired while it was frozen or cut off, and the server handed it
+    // the task again): the old loop must stop, as nothing else tells it.
+    if (auto old = tasks.find(task.id()); old != tasks.end()) old->second->lost = true;
     tasks[task.id()] = entry;
     spdlog::info("task {}: reconciling (state {}, lease epoch {})", task.id(),
                  StateName(static_cast<State>(task.state())), tl.epoch());
     Backoff backoff({100, 5000});
     const Handler* handler = registry->Get(task.spec().kind());
+    std::optional<lifecycle::TaskEvent> cause;  // the event that made it Terminating
 
     while (!entry->lost && !stopped && !draining) {
       Decision d = Decide(task, Now());
@@ -514,7 +578,9 @@ struct Daemon::Impl {
             plan = absl::InvalidArgumentError(Cat("kind: no handler '", task.spec().kind(), "'"));
           } else if (!params.is_discarded()) {
             PlanInput in{task.spec().begin(), task.spec().end(), &params};
-            plan = handler->PlanSlices(in);
+            // Off the loop: a plan may read its input (csv.aggregate scans the file).
+            auto plan_fn = [handler, in]() { return handler->PlanSlices(in); };
+            plan = co_await RunOnPool<absl::StatusOr<Plan>>(control_pool, std::move(plan_fn));
           }
           pb::TransitionTaskRequest req;
           if (!plan.ok()) {
@@ -543,6 +609,7 @@ struct Daemon::Impl {
           }
           pb::TransitionTaskRequest req;
           next = co_await Transition(entry, task, d.event, reason, req);
+          if (next.ok()) cause = d.event;
           break;
         }
         case Decision::kStop: {
@@ -574,13 +641,15 @@ struct Daemon::Impl {
           break;
         }
         case Decision::kFinalize: {
-          lifecycle::TaskEvent cause = co_await TerminatingCause(task.id());
-          Finish fin = FinishFor(cause);
+          // Why it is Terminating: known when this reconciler moved it there;
+          // otherwise (a client's cancel, a lease taken over) from history.
+          if (!cause) cause = co_await TerminatingCause(task.id());
+          Finish fin = FinishFor(*cause);
           pb::TransitionTaskRequest req;
           req.set_outcome(fin.outcome);
           std::string reason = task.reason();
           if (handler != nullptr) {
-            auto result = co_await Reduce(task, handler);
+            auto result = co_await Reduce(task, handler, fin.outcome == pb::SUCCEEDED);
             if (result.ok()) {
               req.set_result_json(result->dump());
             } else if (fin.outcome == pb::SUCCEEDED) {
@@ -623,7 +692,13 @@ struct Daemon::Impl {
       }
     }
 
-    bool release = tasks[task.id()] == entry && !worker_id.empty();
+    // find(), not operator[]: a superseded loop must not insert an empty
+    // entry (a null pointer the heartbeat loop would dereference).
+    auto mine = [&] {
+      auto it = tasks.find(task.id());
+      return it != tasks.end() && it->second == entry;
+    };
+    bool release = mine() && !worker_id.empty();
     if (release) {
       pb::ReleaseTaskRequest req;
       req.set_worker_id(worker_id);
@@ -631,7 +706,7 @@ struct Daemon::Impl {
       req.set_epoch(entry->lease.epoch());
       co_await api->ReleaseTask(req);
     }
-    if (tasks[task.id()] == entry) tasks.erase(task.id());
+    if (mine()) tasks.erase(task.id());
     task_signal.Notify();
   }
 
@@ -642,7 +717,9 @@ struct Daemon::Impl {
     draining = true;
     api->CancelLongPolls();
     int64_t until = Now() + options.drain_timeout_ms;
-    while ((busy > 0 || !pending_reports.empty()) && Now() < until) co_await SleepMs(20);
+    while ((busy > 0 || !queue.empty() || !pending_reports.empty()) && Now() < until) {
+      co_await SleepMs(20);
+    }
     // Let the reporter's last batch land.
     while (!subtasks.empty() && Now() < until) co_await SleepMs(20);
     while (!tasks.empty() && Now() < until) co_await SleepMs(20);

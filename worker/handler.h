@@ -3,8 +3,9 @@
 // kinds they run in a Registry.
 //
 // Thread-safety: Run() is called on the worker's handler pool, many slices at
-// once, so a handler must be safe to run concurrently; Plan() and Fold() run on
-// the worker's loop thread and must be quick.
+// once, so a handler must be safe to run concurrently; PlanSlices() and
+// Finish() run on a one-thread control pool, Fold() on the handler pool (one
+// task's reduce on one thread at a time): none of them on the loop.
 #pragma once
 
 #include <atomic>
@@ -35,6 +36,7 @@ struct Plan {
 };
 
 struct SliceContext {
+  std::string task_id;
   uint64_t index = 0;
   uint64_t begin = 0;
   uint64_t end = 0;
@@ -62,6 +64,18 @@ class Handler {
   // Reduce as a fold: Init() then Fold(acc, result) for every committed result.
   virtual nlohmann::json Init() const { return nlohmann::json::object(); }
   virtual absl::Status Fold(nlohmann::json& acc, const nlohmann::json& result) const = 0;
+  // After the last Fold: turns the accumulator into the task's result (a
+  // mean from its sum and count, a reduce program, an output file). Errors
+  // fail the task. Default: the accumulator as it is.
+  struct FinishContext {
+    std::string task_id;
+    const nlohmann::json* params = nullptr;
+    bool succeeded = true;  // false: the task ends FAILED or CANCELLED
+  };
+  virtual absl::StatusOr<nlohmann::json> Finish(const FinishContext& ctx,
+                                                nlohmann::json acc) const {
+    return acc;
+  }
 };
 
 class Registry {
@@ -81,7 +95,8 @@ class Registry {
   std::map<std::string, std::unique_ptr<Handler>> handlers_;
 };
 
-// noop, sleep, sum, flaky.
+// noop, sleep, sum, flaky, csv.aggregate (exec needs the worker's config:
+// worker/handlers/exec.h).
 void AddBuiltinHandlers(Registry& registry);
 
 }  // namespace orchard::worker

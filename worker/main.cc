@@ -1,15 +1,19 @@
 // orchard-worker: parses flags, registers the built-in handlers and runs the
 // daemon. No logic of its own.
+#include <fstream>
+
 #include <CLI/CLI.hpp>
 
 #include "common/log.h"
 #include "worker/daemon.h"
 #include "worker/handler.h"
+#include "worker/handlers/exec.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "orchard-worker: the Orchard worker daemon. Registers with the server, leases subtasks\n"
-      "and runs them with its handlers (noop, sleep, sum, flaky), and reconciles tasks.\n"
+      "and runs them with its handlers (noop, sleep, sum, flaky, csv.aggregate, and exec\n"
+      "with --config), and reconciles tasks.\n"
       "SIGTERM drains: no new work, running subtasks finish, then it exits 0."};
   app.footer("Example:\n  orchard-worker --server 127.0.0.1:7070 --slots 4 --name node-1");
   orchard::worker::DaemonOptions options;
@@ -20,6 +24,11 @@ int main(int argc, char** argv) {
   app.add_option("--name", options.name, "a name for operators (letters, digits, . _ -)");
   app.add_option("--max-reconcilers", options.max_reconcilers, "tasks reconciled at once")
       ->check(CLI::Range(1, 100));
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "a JSON config file; its \"exec\" section lists the programs the exec handler "
+                 "may run (see worker/handlers/exec.h)")
+      ->check(CLI::ExistingFile);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
@@ -29,6 +38,23 @@ int main(int argc, char** argv) {
   }
   orchard::worker::Registry registry;
   orchard::worker::AddBuiltinHandlers(registry);
+  if (!config_path.empty()) {
+    std::ifstream in(config_path);
+    auto config = nlohmann::json::parse(in, nullptr, false);
+    auto exec = config.is_discarded()
+                    ? absl::StatusOr<orchard::worker::ExecConfig>(
+                          absl::InvalidArgumentError("not valid JSON"))
+                    : orchard::worker::ParseExecConfig(config);
+    if (!exec.ok()) {
+      fprintf(stderr, "orchard-worker: error: --config %s: %s\n", config_path.c_str(),
+              std::string(exec.status().message()).c_str());
+      return 2;
+    }
+    // Only a worker with programs to run offers the exec kind.
+    if (!exec->programs.empty()) {
+      registry.Add("exec", std::make_unique<orchard::worker::ExecHandler>(std::move(*exec)));
+    }
+  }
   orchard::worker::Daemon daemon(options, &registry);
   return daemon.Run();
 }

@@ -1,4 +1,10 @@
-add_library(orchard_handlers STATIC ${CMAKE_CURRENT_LIST_DIR}/handlers/builtin.cc)
+add_library(orchard_handlers STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/handlers/builtin.cc
+  ${CMAKE_CURRENT_LIST_DIR}/handlers/subprocess.cc
+  ${CMAKE_CURRENT_LIST_DIR}/handlers/exec.cc
+  ${CMAKE_CURRENT_LIST_DIR}/handlers/number.cc
+  ${CMAKE_CURRENT_LIST_DIR}/handlers/csv_reader.cc
+  ${CMAKE_CURRENT_LIST_DIR}/handlers/csv_aggregate.cc)
 target_link_libraries(orchard_handlers PUBLIC orchard_common nlohmann_json::nlohmann_json)
 
 add_library(orchard_worker_lib STATIC

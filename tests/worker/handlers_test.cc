@@ -32,7 +32,7 @@ absl::StatusOr<json> RunSlice(const Handler* h, uint64_t index, uint64_t b, uint
 
 TEST(Handlers, BuiltinKindsAreRegistered) {
   Fixture f;
-  EXPECT_EQ(f.registry.Kinds(), (std::vector<std::string>{"flaky", "noop", "sleep", "sum"}));
+  EXPECT_EQ(f.registry.Kinds(), (std::vector<std::string>{"csv.aggregate", "flaky", "noop", "sleep", "sum"}));
   EXPECT_EQ(f.registry.Get("nope"), nullptr);
 }
 

@@ -1,5 +1,7 @@
 // The built-in handlers: noop, sleep, sum and flaky (sum that fails chosen
-// slices a chosen number of times, for tests and demos).
+// slices a chosen number of times, for tests and demos), and the registration
+// of csv.aggregate (csv_aggregate.h; exec needs the worker's config and is
+// registered by main.cc).
 // Thread-safety: stateless; Run() may run on many threads at once.
 #include <chrono>
 #include <thread>
@@ -7,6 +9,7 @@
 #include "absl/status/status.h"
 #include "common/strcat.h"
 #include "worker/handler.h"
+#include "worker/handlers/csv_aggregate.h"
 
 namespace orchard::worker {
 
@@ -137,6 +140,7 @@ void AddBuiltinHandlers(Registry& registry) {
   registry.Add("sum", std::make_unique<SumHandler>());
   registry.Add("flaky", std::make_unique<FlakyHandler>());
   registry.Add("sleep", std::make_unique<SleepHandler>());
+  registry.Add("csv.aggregate", std::make_unique<CsvAggregateHandler>());
 }
 
 }  // namespace orchard::worker

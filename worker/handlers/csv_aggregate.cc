@@ -1,0 +1,553 @@
+// The csv.aggregate handler: params, plan (record-aligned byte ranges), the
+// per-slice group-by, the exact merge and the result table. See
+// csv_aggregate.h for the contract.
+// Thread-safety: stateless; Run() runs concurrently on independent files.
+#include "worker/handlers/csv_aggregate.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "common/split.h"
+#include "common/strcat.h"
+#include "worker/handlers/csv_reader.h"
+#include "worker/handlers/number.h"
+#include "worker/handlers/subprocess.h"
+
+namespace orchard::worker {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kDefaultChunk = 64ull << 20;
+constexpr size_t kMaxSamples = 10;
+
+enum class Op { kCount, kSum, kMin, kMax, kMean };
+
+struct Aggregate {
+  Op op;
+  std::string name;  // output column
+  int measure = -1;  // index into Params::measures; -1 = count rows
+  bool numeric = false;
+};
+
+// A column the slice reads: its values counted (non-empty) or parsed.
+struct Measure {
+  size_t column;
+  bool numeric;
+  bool extrema = false;  // a min or max of it is asked for
+};
+
+struct Params {
+  std::string path;
+  char delimiter = ',';
+  bool header = true;
+  std::vector<size_t> group_by;
+  std::vector<std::string> group_names;
+  std::vector<Aggregate> aggregates;
+  std::vector<Measure> measures;
+  std::vector<std::pair<size_t, std::string>> filters;
+  uint64_t chunk_bytes = kDefaultChunk;
+  std::string output;
+  std::optional<uint64_t> max_bad_rows;
+  uint64_t max_groups = 1'000'000;
+  size_t width = 0;  // fields per row (the first record's)
+  std::vector<std::string> columns;  // header names, or "c<N>"
+};
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+absl::Status Invalid(std::string_view field, std::string_view why) {
+  return absl::InvalidArgumentError(Cat("params.", field, ": ", why));
+}
+
+// Resolves a column reference (a name, or a 0-based position).
+absl::StatusOr<size_t> Column(const Params& p, const json& ref, const std::string& field) {
+  if (ref.is_number_integer() && ref.get<int64_t>() >= 0) {
+    uint64_t i = ref.get<uint64_t>();
+    if (i >= p.width) {
+      return Invalid(field, Cat("column ", i, " does not exist: the file's rows have ", p.width,
+                                " columns (positions count from 0)"));
+    }
+    return static_cast<size_t>(i);
+  }
+  if (!ref.is_string()) return Invalid(field, "must be a column name or a 0-based position");
+  const std::string name = ref.get<std::string>();
+  if (!p.header) {
+    return Invalid(field, Cat("column '", name, "' is a name, but header is false: use a position"));
+  }
+  auto it = std::find(p.columns.begin(), p.columns.end(), name);
+  if (it == p.columns.end()) {
+    std::string names;
+    for (const auto& c : p.columns) names += (names.empty() ? "" : ", ") + c;
+    return Invalid(field, Cat("no column '", name, "' in the header of ", p.path, " (columns: ",
+                              names, ")"));
+  }
+  return static_cast<size_t>(it - p.columns.begin());
+}
+
+absl::StatusOr<uint64_t> UintParam(const json& params, const char* key, uint64_t dflt,
+                                   uint64_t min) {
+  auto it = params.find(key);
+  if (it == params.end()) return dflt;
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<uint64_t>() < min) {
+    return Invalid(key, Cat("must be an integer >= ", min));
+  }
+  return it->get<uint64_t>();
+}
+
+// Reads and checks the params; opens the file to read its first record (the
+// header, or the row that sets the width). Returns the open file too.
+absl::StatusOr<Params> ParseParams(const json& j, std::unique_ptr<Fd>* file, uint64_t* size) {
+  Params p;
+  static const char* kKnown[] = {"path",  "delimiter", "header", "group_by", "aggregates",
+                                 "chunk_bytes", "filter", "output", "max_bad_rows",
+                                 "max_groups"};
+  for (const auto& [k, v] : j.items()) {
+    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; }) ==
+        std::end(kKnown)) {
+      return Invalid(k, "unknown (see the csv.aggregate params in the README)");
+    }
+  }
+  if (!j.contains("path") || !j["path"].is_string() || j["path"].get<std::string>().empty()) {
+    return Invalid("path", "required, the CSV file's absolute path");
+  }
+  p.path = j["path"].get<std::string>();
+  if (p.path[0] != '/') return Invalid("path", "must be an absolute path (every worker opens it)");
+  if (j.contains("delimiter")) {
+    const json& d = j["delimiter"];
+    if (!d.is_string() || d.get<std::string>().size() != 1 ||
+        std::string("\"\r\n").find(d.get<std::string>()[0]) != std::string::npos) {
+      return Invalid("delimiter", "must be one byte other than a quote, CR or LF");
+    }
+    p.delimiter = d.get<std::string>()[0];
+  }
+  if (j.contains("header")) {
+    if (!j["header"].is_boolean()) return Invalid("header", "must be true or false");
+    p.header = j["header"].get<bool>();
+  }
+  auto chunk = UintParam(j, "chunk_bytes", kDefaultChunk, 1);
+  if (!chunk.ok()) return chunk.status();
+  p.chunk_bytes = *chunk;
+  auto groups = UintParam(j, "max_groups", 1'000'000, 1);
+  if (!groups.ok()) return groups.status();
+  p.max_groups = *groups;
+  if (j.contains("max_bad_rows")) {
+    auto bad = UintParam(j, "max_bad_rows", 0, 0);
+    if (!bad.ok()) return bad.status();
+    p.max_bad_rows = *bad;
+  }
+  if (j.contains("output")) {
+    if (!j["output"].is_string() || j["output"].get<std::string>().empty() ||
+        j["output"].get<std::string>()[0] != '/') {
+      return Invalid("output", "must be an absolute path");
+    }
+    p.output = j["output"].get<std::string>();
+  }
+
+  int fd = open(p.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Invalid("path", Cat("cannot open ", p.path, ": ", strerror(errno)));
+  *file = std::make_unique<Fd>(fd);
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Invalid("path", Cat(p.path, " is not a regular file"));
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  csv::Reader first(fd, 0, 1, p.delimiter, 64 << 10);
+  csv::Record rec;
+  auto got = first.Next(rec);
+  if (!got.ok()) return got.status();
+  if (*got) {
+    if (rec.error != nullptr) {
+      return Invalid("path", Cat("the first row of ", p.path, " is malformed: ", rec.error));
+    }
+    p.width = rec.size();
+    for (size_t i = 0; i < rec.size(); ++i) {
+      p.columns.push_back(p.header ? std::string(rec.field(i)) : Cat("c", i));
+    }
+  }
+
+  if (j.contains("group_by")) {
+    const json& g = j["group_by"];
+    if (!g.is_array()) return Invalid("group_by", "must be an array of columns");
+    for (size_t i = 0; i < g.size(); ++i) {
+      auto c = Column(p, g[i], Cat("group_by[", i, "]"));
+      if (!c.ok()) return c.status();
+      p.group_by.push_back(*c);
+      p.group_names.push_back(p.columns[*c]);
+    }
+  }
+  if (!j.contains("aggregates") || !j["aggregates"].is_array() || j["aggregates"].empty()) {
+    return Invalid("aggregates", R"(required, e.g. [{"column": "amount", "op": "sum"}])");
+  }
+  const json& aggs = j["aggregates"];
+  for (size_t i = 0; i < aggs.size(); ++i) {
+    const std::string f = Cat("aggregates[", i, "]");
+    const json& a = aggs[i];
+    if (!a.is_object() || !a.contains("op") || !a["op"].is_string()) {
+      return Invalid(f, R"(must be {"column": C, "op": "count|sum|min|max|mean"})");
+    }
+    static const std::pair<const char*, Op> kOps[] = {
+        {"count", Op::kCount}, {"sum", Op::kSum}, {"min", Op::kMin}, {"max", Op::kMax},
+        {"mean", Op::kMean}};
+    const std::string op = a["op"].get<std::string>();
+    auto o = std::find_if(std::begin(kOps), std::end(kOps), [&](auto& e) { return op == e.first; });
+    if (o == std::end(kOps)) return Invalid(f + ".op", Cat("'", op, "' is not count, sum, min, max or mean"));
+    Aggregate agg{o->second, op, -1, o->second != Op::kCount};
+    if (!a.contains("column")) {
+      if (agg.numeric) return Invalid(f + ".column", Cat("required for ", op));
+      agg.name = "count";
+    } else {
+      auto c = Column(p, a["column"], f + ".column");
+      if (!c.ok()) return c.status();
+      agg.name = Cat(p.columns[*c], "_", op);
+      auto m = std::find_if(p.measures.begin(), p.measures.end(), [&](const Measure& m) {
+        return m.column == *c && m.numeric == agg.numeric;
+      });
+      agg.measure = static_cast<int>(m - p.measures.begin());
+      if (m == p.measures.end()) p.measures.push_back({*c, agg.numeric});
+      if (agg.op == Op::kMin || agg.op == Op::kMax) p.measures[agg.measure].extrema = true;
+    }
+    p.aggregates.push_back(agg);
+  }
+  if (j.contains("filter")) {
+    json list = j["filter"].is_array() ? j["filter"] : json::array({j["filter"]});
+    for (size_t i = 0; i < list.size(); ++i) {
+      const json& f = list[i];
+      if (!f.is_object() || !f.contains("column") || !f.contains("equals") ||
+          !f["equals"].is_string()) {
+        return Invalid("filter", R"(must be {"column": C, "equals": "text"} or an array of them)");
+      }
+      auto c = Column(p, f["column"], "filter.column");
+      if (!c.ok()) return c.status();
+      p.filters.emplace_back(*c, f["equals"].get<std::string>());
+    }
+  }
+  return p;
+}
+
+std::string KeyText(const json& key) { return key.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// One slice's group table.
+struct Table {
+  std::unordered_map<std::string, std::vector<num::Stats>> groups;
+  uint64_t rows_read = 0, rows_aggregated = 0, bad_rows = 0;
+  json samples = json::array();
+  void Bad(uint64_t offset, std::string_view why) {
+    ++bad_rows;
+    if (samples.size() < kMaxSamples) samples.push_back({{"offset", offset}, {"error", SanitizeUtf8(why)}});
+  }
+};
+
+// Key bytes: each field as a 4-byte length and its text.
+void EncodeKey(std::string& out, std::string_view field) {
+  uint32_t n = static_cast<uint32_t>(field.size());
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  out.append(field);
+}
+
+json DecodeKey(std::string_view k) {
+  json key = json::array();
+  while (k.size() >= 4) {
+    uint32_t n;
+    memcpy(&n, k.data(), 4);
+    key.push_back(SanitizeUtf8(k.substr(4, n)));
+    k.remove_prefix(4 + n);
+  }
+  return key;
+}
+
+// Numbers first by value, then the rest as bytes: "9" < "10", "a" < "b".
+bool KeyLess(const json& a, const json& b) {
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const std::string& x = a[i].get_ref<const std::string&>();
+    const std::string& y = b[i].get_ref<const std::string&>();
+    if (x == y) continue;
+    auto nx = num::Parse(x), ny = num::Parse(y);
+    if (nx && ny) {
+      int c = num::Compare(*nx, *ny);
+      if (c != 0) return c < 0;
+    } else if (nx || ny) {
+      return nx.has_value();
+    }
+    return x < y;
+  }
+  return a.size() < b.size();
+}
+
+absl::Status MergeInto(json& acc, const json& r) {
+  if (!r.is_object() || !r.contains("groups") || !r["groups"].is_object()) {
+    return absl::DataLossError("csv.aggregate: a slice result without groups");
+  }
+  for (const char* k : {"rows_read", "rows_aggregated", "bad_rows"}) {
+    acc[k] = acc.value(k, uint64_t{0}) + r.value(k, uint64_t{0});
+  }
+  json& samples = acc["bad_row_samples"];
+  for (const auto& s : r.value("bad_row_samples", json::array())) samples.push_back(s);
+  std::sort(samples.begin(), samples.end(),
+            [](const json& a, const json& b) { return a.value("offset", 0ull) < b.value("offset", 0ull); });
+  if (samples.size() > kMaxSamples) samples.erase(samples.begin() + kMaxSamples, samples.end());
+  json& groups = acc["groups"];
+  for (const auto& [key, stats] : r["groups"].items()) {
+    auto it = groups.find(key);
+    if (it == groups.end()) {
+      groups[key] = stats;
+      continue;
+    }
+    if (!stats.is_array() || !it->is_array() || stats.size() != it->size()) {
+      return absl::DataLossError("csv.aggregate: slice results of different shapes");
+    }
+    for (size_t i = 0; i < stats.size(); ++i) {
+      auto a = num::Stats::FromJson((*it)[i]), b = num::Stats::FromJson(stats[i]);
+      if (!a || !b) return absl::DataLossError("csv.aggregate: a slice result with bad stats");
+      a->Merge(*b);
+      (*it)[i] = a->ToJson();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteOutput(const std::string& path, const json& columns, const json& rows) {
+  std::string text;
+  auto line = [&text](const json& values) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) text.push_back(',');
+      const json& v = values[i];
+      csv::AppendField(text, v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump(),
+                       ',');
+    }
+    text.push_back('\n');
+  };
+  line(columns);
+  for (const auto& r : rows) line(r);
+  const std::string tmp = path + ".tmp";
+  FILE* f = fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    return absl::FailedPreconditionError(Cat("params.output: cannot write ", tmp, ": ", strerror(errno)));
+  }
+  bool ok = fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = (fflush(f) == 0) && ok && fsync(fileno(f)) == 0;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::FailedPreconditionError(Cat("params.output: cannot write ", path, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Plan> CsvAggregateHandler::PlanSlices(const PlanInput& in) const {
+  std::unique_ptr<Fd> file;
+  uint64_t size = 0;
+  auto p = ParseParams(*in.params, &file, &size);
+  if (!p.ok()) return p.status();
+  if (size == 0) return Invalid("path", Cat(p->path, " is empty: there is nothing to aggregate"));
+  if (in.begin != 0 || in.end > size) {
+    return absl::InvalidArgumentError(Cat("range: must be 0:", size, " (the bytes of ", p->path,
+                                          ") or start at 0 and end before that"));
+  }
+  if ((in.end - 1) / p->chunk_bytes + 1 > kMaxSubtasks) {
+    return Invalid("chunk_bytes", Cat("too small: more than ", kMaxSubtasks, " slices"));
+  }
+  auto bounds = csv::RecordBounds(file->get(), in.end, p->chunk_bytes);
+  if (!bounds.ok()) return bounds.status();
+  Plan plan;
+  plan.uniform = false;
+  plan.bounds = std::move(*bounds);
+  return plan;
+}
+
+absl::StatusOr<json> CsvAggregateHandler::Run(const SliceContext& ctx) const {
+  std::unique_ptr<Fd> file;
+  uint64_t size = 0;
+  auto params = ParseParams(*ctx.params, &file, &size);
+  // Params were checked at plan time: a failure now means the file changed.
+  if (!params.ok()) return absl::FailedPreconditionError(params.status().message());
+  const Params& p = *params;
+  if (size < ctx.end) {
+    return absl::FailedPreconditionError(
+        Cat("params.path: ", p.path, " is ", size, " bytes now, shorter than the planned range"));
+  }
+  csv::Reader reader(file->get(), ctx.begin, ctx.end, p.delimiter);
+  csv::Record rec;
+  Table t;
+  std::string key;
+  std::vector<std::optional<num::Number>> values(p.measures.size());
+  size_t need = p.width;  // every row must have the first row's width
+  bool skip_header = p.header && ctx.begin == 0;
+  for (uint64_t n = 0;; ++n) {
+    if ((n & 4095) == 0) {
+      if (ctx.stop.stop_requested()) return absl::CancelledError("csv.aggregate: stopped");
+      if (ctx.progress != nullptr) ctx.progress->store(reader.position() - ctx.begin);
+    }
+    auto more = reader.Next(rec);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (skip_header) {
+      skip_header = false;
+      continue;
+    }
+    if (rec.blank && rec.error == nullptr) continue;
+    ++t.rows_read;
+    if (rec.error != nullptr) {
+      t.Bad(rec.offset, rec.error);
+    } else if (rec.size() != need) {
+      t.Bad(rec.offset, Cat(rec.size(), " fields, expected ", need));
+    } else {
+      bool match = true;
+      for (const auto& [col, value] : p.filters) match = match && rec.field(col) == value;
+      if (!match) continue;
+      bool bad = false;
+      for (size_t m = 0; m < p.measures.size() && !bad; ++m) {
+        std::string_view f = rec.field(p.measures[m].column);
+        values[m].reset();
+        if (f.empty()) continue;
+        if (p.measures[m].numeric) {
+          values[m] = num::Parse(f);
+          if (!values[m]) {
+            t.Bad(rec.offset, Cat("column '", p.columns[p.measures[m].column], "': '",
+                                  f.substr(0, 40), "' is not a number"));
+            bad = true;
+          }
+        } else {
+          values[m] = num::Number{};
+        }
+      }
+      if (!bad) {
+      key.clear();
+      for (size_t c : p.group_by) EncodeKey(key, rec.field(c));
+      {
+        auto it = t.groups.find(key);
+        if (it == t.groups.end()) {
+          if (t.groups.size() >= p.max_groups) {
+            return absl::FailedPreconditionError(
+                Cat("csv.aggregate: more than params.max_groups (", p.max_groups, ") groups"));
+          }
+          it = t.groups.emplace(key, std::vector<num::Stats>(p.measures.size() + 1)).first;
+        }
+        std::vector<num::Stats>& s = it->second;
+        ++s.back().count;  // the row count
+        for (size_t m = 0; m < p.measures.size(); ++m) {
+          if (!values[m]) continue;
+          if (p.measures[m].extrema) {
+            s[m].AddValue(*values[m]);
+          } else if (p.measures[m].numeric) {
+            s[m].AddToSum(*values[m]);
+          } else {
+            ++s[m].count;
+          }
+        }
+        ++t.rows_aggregated;
+      }
+      }
+    }
+    if (p.max_bad_rows && t.bad_rows > *p.max_bad_rows) {
+      return absl::FailedPreconditionError(
+          Cat("csv.aggregate: slice ", ctx.index, " has more than params.max_bad_rows (",
+              *p.max_bad_rows, ") malformed rows; the first at byte offset ",
+              t.samples[0]["offset"].get<uint64_t>(), ": ", t.samples[0]["error"].get<std::string>()));
+    }
+  }
+  if (ctx.progress != nullptr) ctx.progress->store(ctx.end - ctx.begin);
+  json groups = json::object();
+  for (const auto& [k, stats] : t.groups) {
+    json s = json::array();
+    for (const auto& st : stats) s.push_back(st.ToJson());
+    groups[KeyText(DecodeKey(k))] = std::move(s);
+  }
+  return json{{"rows_read", t.rows_read},
+              {"rows_aggregated", t.rows_aggregated},
+              {"bad_rows", t.bad_rows},
+              {"bad_row_samples", std::move(t.samples)},
+              {"groups", std::move(groups)}};
+}
+
+json CsvAggregateHandler::Init() const {
+  return json{{"rows_read", 0},
+              {"rows_aggregated", 0},
+              {"bad_rows", 0},
+              {"bad_row_samples", json::array()},
+              {"groups", json::object()}};
+}
+
+absl::Status CsvAggregateHandler::Fold(json& acc, const json& result) const {
+  return MergeInto(acc, result);
+}
+
+absl::StatusOr<json> CsvAggregateHandler::Finish(const FinishContext& ctx, json acc) const {
+  if (ctx.params == nullptr) return acc;
+  std::unique_ptr<Fd> file;
+  uint64_t size = 0;
+  auto params = ParseParams(*ctx.params, &file, &size);
+  if (!params.ok()) return params.status();
+  const Params& p = *params;
+  json columns = p.group_names;
+  for (const auto& a : p.aggregates) columns.push_back(a.name);
+  std::vector<std::pair<json, const json*>> keyed;
+  for (const auto& [k, stats] : acc["groups"].items()) keyed.emplace_back(json::parse(k), &stats);
+  std::sort(keyed.begin(), keyed.end(),
+            [](const auto& a, const auto& b) { return KeyLess(a.first, b.first); });
+  json rows = json::array();
+  for (const auto& [key, stats] : keyed) {
+    json row = key;
+    auto rows_stats = num::Stats::FromJson(stats->back());
+    if (!rows_stats) return absl::DataLossError("csv.aggregate: bad stats in a slice result");
+    for (const auto& a : p.aggregates) {
+      if (a.measure < 0) {
+        row.push_back(rows_stats->count);
+        continue;
+      }
+      auto s = num::Stats::FromJson((*stats)[static_cast<size_t>(a.measure)]);
+      if (!s) return absl::DataLossError("csv.aggregate: bad stats in a slice result");
+      switch (a.op) {
+        case Op::kCount: row.push_back(s->count); break;
+        case Op::kSum: row.push_back(s->sum.ToJson()); break;
+        case Op::kMin: row.push_back(s->min ? s->min->ToJson() : json(nullptr)); break;
+        case Op::kMax: row.push_back(s->max ? s->max->ToJson() : json(nullptr)); break;
+        case Op::kMean:
+          row.push_back(s->count == 0 ? json(nullptr)
+                                      : json(s->sum.ToDouble() / static_cast<double>(s->count)));
+          break;
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  json out{{"columns", columns},
+           {"groups", rows.size()},
+           {"rows_read", acc["rows_read"]},
+           {"rows_aggregated", acc["rows_aggregated"]},
+           {"bad_rows", acc["bad_rows"]},
+           {"bad_row_samples", acc["bad_row_samples"]}};
+  if (p.output.empty()) {
+    out["rows"] = std::move(rows);
+  } else {
+    out["output"] = p.output;
+    if (ctx.succeeded) {
+      if (auto st = WriteOutput(p.output, columns, rows); !st.ok()) return st;
+    }
+  }
+  return out;
+}
+
+}  // namespace orchard::worker
