@@ -1,11 +1,115 @@
 // The group-commit writer thread. Thread-safety: see writer.h.
+//
+// It also reports what committed to the process's CommitObserver
+// (observer.h): a preupdate hook on the write connection sees every row
+// inserted into `history` (set-wise INSERT ... SELECT included), notes are
+// kept per operation and per transaction in thread_locals of the writer
+// thread, dropped with a savepoint rollback or a failed COMMIT, and handed
+// over after the batch's callers were answered.
+//
+// The preupdate hook API is declared only with this macro; Debian's
+// libsqlite3 is built with SQLITE_ENABLE_PREUPDATE_HOOK (and SESSION, which
+// needs it).
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include "server/store/writer.h"
 
+#include <atomic>
+#include <chrono>
+#include <cstring>
 #include <exception>
+#include <map>
+#include <tuple>
 
 #include "common/strcat.h"
+#include "server/store/observer.h"
+
+namespace orchard::store {
+
+namespace {
+std::atomic<CommitObserver*> g_observer{nullptr};
+}  // namespace
+
+void SetCommitObserver(CommitObserver* observer) { g_observer.store(observer); }
+
+}  // namespace orchard::store
 
 namespace orchard::store::sqlite {
+
+namespace {
+
+// Notes of one operation or one transaction (writer thread only).
+struct Notes {
+  std::vector<TransitionNote> detail;
+  // (task, subtask?, from, to, event) -> count, past kTransitionDetailCap.
+  std::map<std::tuple<std::string, bool, int, int, std::string>, uint64_t> more;
+
+  void clear() {
+    detail.clear();
+    more.clear();
+  }
+  void MergeInto(Notes& to) {
+    for (auto& n : detail) to.detail.push_back(std::move(n));
+    for (auto& [k, c] : more) to.more[k] += c;
+    clear();
+  }
+};
+thread_local Notes t_op;     // the running operation's
+thread_local Notes t_txn;    // the open transaction's, from operations that succeeded
+thread_local Notes t_batch;  // committed, not yet reported
+thread_local std::vector<CommitNote> t_commits;
+
+std::string ColumnText(sqlite3* db, int col) {
+  sqlite3_value* v = nullptr;
+  if (sqlite3_preupdate_new(db, col, &v) != SQLITE_OK || v == nullptr) return "";
+  const unsigned char* t = sqlite3_value_text(v);
+  return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t),
+                                                    static_cast<size_t>(sqlite3_value_bytes(v)));
+}
+int64_t ColumnInt(sqlite3* db, int col) {
+  sqlite3_value* v = nullptr;
+  if (sqlite3_preupdate_new(db, col, &v) != SQLITE_OK || v == nullptr) return 0;
+  return sqlite3_value_int64(v);
+}
+
+// history's columns: id, task_id, subtask_index, from_state, to_state, event,
+// reason, actor, time_ms, version, attempt (schema.cc).
+void PreupdateHook(void*, sqlite3* db, int op, const char*, const char* table, sqlite3_int64,
+                   sqlite3_int64) {
+  if (op != SQLITE_INSERT || std::strcmp(table, "history") != 0) return;
+  if (g_observer.load(std::memory_order_relaxed) == nullptr) return;
+  if (t_op.detail.size() + t_txn.detail.size() + t_batch.detail.size() < kTransitionDetailCap) {
+    TransitionNote& n = t_op.detail.emplace_back();
+    n.task_id = ColumnText(db, 1);
+    n.subtask_index = ColumnInt(db, 2);
+    n.from = static_cast<int>(ColumnInt(db, 3));
+    n.to = static_cast<int>(ColumnInt(db, 4));
+    n.event = ColumnText(db, 5);
+    n.reason = ColumnText(db, 6);
+    n.actor = ColumnText(db, 7);
+    n.time_ms = ColumnInt(db, 8);
+    n.attempt = static_cast<uint32_t>(ColumnInt(db, 10));
+  } else {
+    ++t_op.more[{ColumnText(db, 1), ColumnInt(db, 2) >= 0, static_cast<int>(ColumnInt(db, 3)),
+                 static_cast<int>(ColumnInt(db, 4)), ColumnText(db, 5)}];
+  }
+}
+
+// Hands the batch's committed notes to the observer (after its callers were answered).
+void Report() {
+  CommitObserver* observer = g_observer.load();
+  if (observer != nullptr && (!t_commits.empty() || !t_batch.detail.empty())) {
+    std::vector<TransitionCount> more;
+    for (auto& [k, c] : t_batch.more) {
+      more.push_back(TransitionCount{std::get<0>(k), std::get<1>(k), std::get<2>(k),
+                                     std::get<3>(k), std::get<4>(k), c});
+    }
+    observer->OnCommitted(t_commits, t_batch.detail, more);
+  }
+  t_commits.clear();
+  t_batch.clear();
+}
+
+}  // namespace
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> db,
                                      std::unique_ptr<Connection> checkpoint_db,
@@ -16,6 +120,7 @@ GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> db,
       committed_revision_(committed_revision),
       checkpoint_db_(std::move(checkpoint_db)) {
   sqlite3_commit_hook(db_->raw(), &GroupCommitWriter::CommitHook, this);
+  sqlite3_preupdate_hook(db_->raw(), &PreupdateHook, nullptr);
   if (checkpoint_db_ != nullptr) {
     // Replaces SQLite's automatic checkpoint on the writer connection.
     sqlite3_wal_hook(db_->raw(), &GroupCommitWriter::WalHook, this);
@@ -108,6 +213,7 @@ void GroupCommitWriter::Loop() {
     RunBatch(batch);
     for (Pending* p : batch) p->done.set_value(std::move(p->status));
     batch.clear();
+    Report();
   }
 }
 
@@ -141,6 +247,8 @@ size_t GroupCommitWriter::RunTransaction(std::vector<Pending*>& batch, size_t fi
       }
     }
     if (db_->in_transaction()) (void)db_->Exec("ROLLBACK");
+    t_op.clear();
+    t_txn.clear();
   };
 
   size_t i = first;
@@ -167,6 +275,11 @@ size_t GroupCommitWriter::RunTransaction(std::vector<Pending*>& batch, size_t fi
     }
     absl::Status end = p->status.ok() ? Step("RELEASE op") : Step("ROLLBACK TO op");
     if (end.ok() && !p->status.ok()) end = Step("RELEASE op");
+    if (end.ok() && p->status.ok()) {
+      t_op.MergeInto(t_txn);
+    } else {
+      t_op.clear();
+    }
     if (!end.ok()) {
       if (p->status.ok()) p->status = end;
       lose(i + 1, std::string(end.message()));
@@ -184,11 +297,16 @@ size_t GroupCommitWriter::RunTransaction(std::vector<Pending*>& batch, size_t fi
       commit = (*q)->Run();
     }
   }
+  auto commit_start = std::chrono::steady_clock::now();
   if (commit.ok()) commit = Step("COMMIT");
   if (!commit.ok()) {
     lose(i, Cat("commit failed: ", std::string(commit.message())));
     return i;
   }
+  t_commits.push_back(CommitNote{
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count(),
+      i - first});
+  t_txn.MergeInto(t_batch);
   committed_revision_ = revision;
   return i;
 }
