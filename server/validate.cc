@@ -1,5 +1,7 @@
 #include "server/validate.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "common/split.h"
@@ -32,6 +34,29 @@ absl::Status ValidateName(const std::string& s, std::string_view field, size_t m
 
 }  // namespace
 
+size_t JsonDepth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 absl::Status ValidateId(const std::string& id, std::string_view field) {
   return ValidateName(id, field, 64, false);
 }
@@ -60,6 +85,9 @@ absl::Status ValidateAndDefaultSpec(orchard::v1::TaskSpec& spec) {
   if (spec.params_json().size() > kMaxParamsBytes) {
     return Invalid(Cat("params: ", spec.params_json().size(), " bytes is over the limit of ",
                        kMaxParamsBytes));
+  }
+  if (JsonDepth(spec.params_json()) > kMaxJsonDepth) {
+    return Invalid(Cat("params: nested deeper than ", kMaxJsonDepth, " levels"));
   }
   auto params = nlohmann::json::parse(spec.params_json(), nullptr, /*allow_exceptions=*/false);
   if (params.is_discarded()) return Invalid("params: not valid JSON");
