@@ -10,7 +10,15 @@ PKGS=(
   libboost1.81-dev libsqlite3-dev sqlite3 nlohmann-json3-dev
   libgtest-dev libgmock-dev libcli11-dev libspdlog-dev libfmt-dev
   procps psmisc
+  # The operators' view's tests: promtool checks /metrics (prometheus, big but
+  # the only packaged promtool); the dashboard runs in headless Chromium driven
+  # by playwright-core from npm (tests/browser installs it on first run).
+  prometheus chromium nodejs
+  clang-14 libclang-rt-14-dev
 )
+# Debian's nodejs ships npm separately; NodeSource's nodejs bundles it (and
+# conflicts with Debian's npm package), so npm is only asked for when missing.
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(npm); fi
 
 missing=()
 for p in "${PKGS[@]}"; do

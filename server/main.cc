@@ -2,6 +2,7 @@
 // sweeper and signal handling together. No logic of its own.
 #include <csignal>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -13,7 +14,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "server/commit_reporter.h"
+#include "server/http/http_server.h"
+#include "server/http/router.h"
 #include "server/hub.h"
+#include "server/interceptor.h"
+#include "server/metrics.h"
 #include "server/service.h"
 #include "server/store/store.h"
 #include "server/sweeper.h"
@@ -35,6 +41,12 @@ int main(int argc, char** argv) {
                  "SQLite synchronous level: normal (survives kill -9) or full (survives power loss)")
       ->check(CLI::IsMember({"normal", "full"}));
   app.add_option("--port-file", port_file, "write the chosen port here once serving");
+  std::string http_listen, http_port_file;
+  app.add_option("--http", http_listen,
+                 "serve the dashboard, /metrics, /healthz, /readyz and the JSON API /api/v1/ "
+                 "over HTTP here (e.g. 127.0.0.1:8080; port 0 picks a free one)");
+  app.add_option("--http-port-file", http_port_file,
+                 "write the chosen HTTP port here once serving");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
@@ -57,6 +69,21 @@ int main(int argc, char** argv) {
             ttl.ok() ? "--lease-ttl: at least 100ms" : std::string(ttl.status().message()).c_str());
     return 2;
   }
+
+  std::optional<std::pair<std::string, uint16_t>> http_addr;
+  if (!http_listen.empty()) {
+    auto a = orchard::server::http::ParseHostPort(http_listen, "--http");
+    if (!a.ok()) {
+      fprintf(stderr, "orchard-server: error: %s\n", std::string(a.status().message()).c_str());
+      return 2;
+    }
+    http_addr = *a;
+  }
+
+  // Metrics and transition logs see every commit of the store (observer.h).
+  orchard::server::ServerMetrics metrics;
+  orchard::server::CommitReporter reporter(&metrics);
+  orchard::store::SetCommitObserver(&reporter);
 
   orchard::store::SqliteOptions sopts;
   sopts.path = db;
@@ -82,6 +109,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(services.worker_service());
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
+  builder.experimental().SetInterceptorCreators(orchard::server::MetricsInterceptors(&metrics));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     fprintf(stderr, "orchard-server: error: --listen %s: cannot listen there\n", listen.c_str());
@@ -96,6 +124,34 @@ int main(int argc, char** argv) {
     std::rename(tmp.c_str(), port_file.c_str());
   }
 
+  std::unique_ptr<orchard::server::http::Router> router;
+  std::unique_ptr<orchard::server::http::HttpServer> http;
+  if (http_addr) {
+    router = std::make_unique<orchard::server::http::Router>(
+        store->get(), &metrics, orchard::SystemClock::Get(),
+        orchard::server::http::RouterOptions{.alive_window_ms = static_cast<int64_t>(*ttl)});
+    http = std::make_unique<orchard::server::http::HttpServer>(
+        orchard::server::http::HttpServerOptions{.host = http_addr->first,
+                                                 .port = http_addr->second},
+        [r = router.get()](const orchard::server::http::HttpRequest& req) {
+          return r->Handle(req);
+        });
+    auto http_port = http->Start();
+    if (!http_port.ok()) {
+      fprintf(stderr, "orchard-server: error: %s\n",
+              std::string(http_port.status().message()).c_str());
+      server->Shutdown();
+      services.Shutdown();
+      return 1;
+    }
+    spdlog::info("dashboard and metrics on http://{}:{}/", http_addr->first, *http_port);
+    if (!http_port_file.empty()) {
+      std::string tmp = http_port_file + ".tmp";
+      std::ofstream(tmp) << *http_port << "\n";
+      std::rename(tmp.c_str(), http_port_file.c_str());
+    }
+  }
+
   orchard::server::Sweeper sweeper(store->get(), &hub, orchard::SystemClock::Get(),
                                    static_cast<int64_t>(*ttl));
   sweeper.Start();
@@ -104,6 +160,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
   sweeper.Stop();
+  if (http) http->Stop();
   services.BeginShutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   services.Shutdown();

@@ -32,7 +32,7 @@ namespace {
 
 constexpr uint32_t kMaxSubtasksPerAcquire = 1000;
 constexpr uint32_t kMaxTasksPerAcquire = 100;
-constexpr int64_t kWatchMinIntervalMs = 100;
+constexpr int64_t kWatchMinIntervalMs = 20;
 constexpr int64_t kLiveKindsCacheMs = 500;
 
 absl::StatusOr<std::vector<State>> ParseStates(
@@ -149,6 +149,9 @@ struct Services::Impl {
       if (req->page_size() > 1000) {
         return impl_->Refuse(ctx, absl::InvalidArgumentError("page_size: at most 1000"));
       }
+      if (!req->kind().empty()) {
+        if (auto s = ValidateId(req->kind(), "kind"); !s.ok()) return impl_->Refuse(ctx, s);
+      }
       store::TaskFilter f;
       f.states = std::move(*states);
       f.labels.insert(req->labels().begin(), req->labels().end());
@@ -192,10 +195,7 @@ struct Services::Impl {
         t.reason = req->reason().empty() ? "cancelled by client" : req->reason();
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->Notify();
-        spdlog::info("task {} {} -> {} (CancelRequested) by client", req->id(),
-                     StateName(static_cast<State>(task->state())),
-                     StateName(static_cast<State>(r->state())));
+        impl_->hub->Notify();  // the store's commit observer logs the transition
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -213,7 +213,6 @@ struct Services::Impl {
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
         impl_->hub->Notify();
-        spdlog::info("task {} Error -> Preparing (RetryRequested) by client", req->id());
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -298,6 +297,9 @@ struct Services::Impl {
       if (req->kinds().empty()) {
         return impl_->Refuse(ctx, absl::InvalidArgumentError("kinds: must list at least one"));
       }
+      if (req->kinds_size() > 256) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError("kinds: at most 256"));
+      }
       for (const auto& k : req->kinds()) {
         if (auto s = ValidateId(k, "kinds"); !s.ok()) return impl_->Refuse(ctx, s);
       }
@@ -376,6 +378,23 @@ struct Services::Impl {
           return impl_->Refuse(ctx, absl::InvalidArgumentError(
                                         Cat("reports[", i, "].lease.subtask_index: must be >= 0")));
         }
+        if (auto s = ValidateId(r.lease().task_id(), Cat("reports[", i, "].lease.task_id"));
+            !s.ok()) {
+          return impl_->Refuse(ctx, s);
+        }
+        if (r.succeeded_result_json().size() > kMaxResultBytes) {
+          return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                        Cat("reports[", i, "].succeeded_result_json: over ",
+                                            kMaxResultBytes, " bytes")));
+        }
+        if (r.failed_error().size() > kMaxMessageBytes ||
+            r.failed_permanently_error().size() > kMaxMessageBytes) {
+          return impl_->Refuse(
+              ctx, absl::InvalidArgumentError(Cat("reports[", i, "].",
+                                                  r.has_failed_error() ? "failed_error"
+                                                                       : "failed_permanently_error",
+                                                  ": over ", kMaxMessageBytes, " bytes")));
+        }
         if (r.has_succeeded_result_json()) {
           auto j = nlohmann_parse_ok(r.succeeded_result_json());
           if (!j) {
@@ -409,6 +428,16 @@ struct Services::Impl {
       }
       if (req->outcome() < pb::OUTCOME_UNSPECIFIED || req->outcome() > pb::FAILED) {
         return impl_->Refuse(ctx, absl::InvalidArgumentError("outcome: unknown value"));
+      }
+      if (req->reason().size() > kMaxMessageBytes) {
+        return impl_->Refuse(
+            ctx, absl::InvalidArgumentError(Cat("reason: over ", kMaxMessageBytes, " bytes")));
+      }
+      if (req->result_json().size() > kMaxResultBytes ||
+          (!req->result_json().empty() && !nlohmann_parse_ok(req->result_json()))) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      Cat("result_json: not JSON, or over ", kMaxResultBytes,
+                                          " bytes")));
       }
       auto t = std::make_shared<store::TaskTransition>();
       t->task_id = req->task_id();

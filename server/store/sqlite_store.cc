@@ -232,7 +232,8 @@ absl::StatusOr<SubtaskPage> SqliteStore::ListSubtasks(const SubtaskFilter& filte
   }
   std::string sql =
       Cat("SELECT ", sqlite::kSubtaskColumns, " FROM subtasks WHERE task_id = ?1 AND idx > ?2",
-          StateList(filter.states), " ORDER BY idx LIMIT ?3");
+          StateList(filter.states),
+          filter.failed_only ? " AND (state = 4 OR error <> '')" : "", " ORDER BY idx LIMIT ?3");
   return Read<absl::StatusOr<SubtaskPage>>([&](Connection& db) -> absl::StatusOr<SubtaskPage> {
     STORE_RETURN_IF_ERROR(CheckTaskExists(db, filter.task_id));
     STORE_ASSIGN_OR_RETURN(Query q, db.Prepare(sql));
@@ -383,6 +384,75 @@ absl::StatusOr<std::vector<pb::WorkerInfo>> SqliteStore::ListWorkers(int64_t now
         }
         return out;
       });
+}
+
+// ---- operators' reads ----
+
+absl::StatusOr<StateCounts> SqliteStore::CountByState() {
+  return Read<absl::StatusOr<StateCounts>>([&](Connection& db) -> absl::StatusOr<StateCounts> {
+    STORE_ASSIGN_OR_RETURN(
+        Query q, db.Prepare("SELECT state, count(*), sum(n_preparing), sum(n_running), "
+                            "sum(n_terminating), sum(n_error), sum(n_terminated) FROM tasks "
+                            "GROUP BY state"));
+    StateCounts out;
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      int64_t state = q->Int(0);
+      if (state >= 1 && state <= 5) out.tasks[state] += q->Uint(1);
+      for (int s = 1; s <= 5; ++s) out.subtasks[s] += q->Uint(1 + s);
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<SubtaskGrid> SqliteStore::GetSubtaskGrid(const std::string& task_id,
+                                                        uint32_t max_cells) {
+  if (max_cells == 0 || max_cells > 10000) {
+    return absl::InvalidArgumentError("max_cells: must be 1..10000");
+  }
+  return Read<absl::StatusOr<SubtaskGrid>>([&](Connection& db) -> absl::StatusOr<SubtaskGrid> {
+    SubtaskGrid grid;
+    {
+      STORE_ASSIGN_OR_RETURN(Query q, db.Prepare("SELECT n_total FROM tasks WHERE id = ?1"));
+      q->BindText(1, task_id);
+      STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) return sqlite::TaskNotFound(task_id);
+      grid.total = q->Uint(0);
+    }
+    grid.cell_size = std::max<uint64_t>(1, (grid.total + max_cells - 1) / max_cells);
+    const uint64_t n_cells = (grid.total + grid.cell_size - 1) / grid.cell_size;
+    grid.cells.resize(n_cells);
+    for (uint64_t i = 0; i < n_cells; ++i) {
+      grid.cells[i].begin = i * grid.cell_size;
+      grid.cells[i].end = std::min(grid.total, (i + 1) * grid.cell_size);
+    }
+    // The primary key (task_id, idx) yields the rows in index order, so the
+    // grouping needs no sort.
+    STORE_ASSIGN_OR_RETURN(
+        Query q, db.Prepare("SELECT idx / ?2, state, count(*) FROM subtasks WHERE task_id = ?1 "
+                            "GROUP BY 1, 2"));
+    q->BindText(1, task_id);
+    q->BindInt(2, grid.cell_size);
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      const int64_t cell = q->Int(0), state = q->Int(1);
+      if (cell < 0 || state < 1 || state > 5) continue;
+      if (static_cast<uint64_t>(cell) >= grid.cells.size()) {
+        // Indices past n_total (cannot happen while counters are exact):
+        // widen the grid rather than drop them.
+        const uint64_t old = grid.cells.size();
+        grid.cells.resize(static_cast<size_t>(cell) + 1);
+        for (uint64_t i = old; i < grid.cells.size(); ++i) {
+          grid.cells[i].begin = i * grid.cell_size;
+          grid.cells[i].end = (i + 1) * grid.cell_size;
+        }
+      }
+      grid.cells[static_cast<size_t>(cell)].by_state[state] += q->Uint(2);
+    }
+    return grid;
+  });
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::LiveKinds(int64_t now_ms,

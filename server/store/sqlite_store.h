@@ -64,6 +64,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
                                                      int64_t alive_window_ms) override;
   absl::Status Ping() override;
+  absl::StatusOr<StateCounts> CountByState() override;
+  absl::StatusOr<SubtaskGrid> GetSubtaskGrid(const std::string& task_id,
+                                             uint32_t max_cells) override;
 
   // ---- test hooks ----
   // The next `n` commits fail (and roll back), as a full disk would make them.

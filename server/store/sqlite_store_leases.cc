@@ -395,6 +395,23 @@ absl::Status SqliteStore::ReleaseTask(const std::string& worker_id, const std::s
 
 absl::StatusOr<ExpireResult> SqliteStore::ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) {
   ExpireResult out;
+  // Nothing has expired in almost every sweep: look first on a read
+  // connection (three index probes), so an idle server commits nothing.
+  auto due = Read<absl::StatusOr<bool>>([&](Connection& db) -> absl::StatusOr<bool> {
+    STORE_ASSIGN_OR_RETURN(
+        Query q,
+        db.Prepare("SELECT EXISTS(SELECT 1 FROM subtasks INDEXED BY subtasks_leased "
+                   "WHERE state IN (2, 3) AND lease_expire_ms < ?1) "
+                   "OR EXISTS(SELECT 1 FROM tasks WHERE lease_worker <> '' AND "
+                   "lease_expire_ms < ?1) "
+                   "OR EXISTS(SELECT 1 FROM workers WHERE alive = 1 AND last_heartbeat_ms < ?2)"));
+    q->BindInt(1, now_ms);
+    q->BindInt(2, now_ms - worker_ttl_ms);
+    STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+    return row && q->Int(0) != 0;
+  });
+  if (!due.ok()) return due.status();
+  if (!*due) return out;
   STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
     out = ExpireResult{};
     Connection& db = ctx.db;

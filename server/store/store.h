@@ -46,9 +46,33 @@ struct TaskPage {
   std::string next_page_token;  // empty on the last page
 };
 
+// Tasks per state, and the sums of their subtask counters per state
+// (metrics). Indexed by State's number (1..5); index 0 is unused.
+struct StateCounts {
+  uint64_t tasks[6] = {};
+  uint64_t subtasks[6] = {};
+};
+
+// A task's subtasks aggregated for display: cell i covers the indices
+// [i * cell_size, min((i + 1) * cell_size, total)) and counts its subtasks
+// per state (indexed by State's number). At most max_cells cells, so a task
+// of 100,000 subtasks still renders fast.
+struct SubtaskGridCell {
+  uint64_t begin = 0, end = 0;  // subtask indices, half-open
+  uint64_t by_state[6] = {};
+};
+struct SubtaskGrid {
+  uint64_t total = 0;
+  uint64_t cell_size = 1;
+  std::vector<SubtaskGridCell> cells;
+};
+
 struct SubtaskFilter {
   std::string task_id;
   std::vector<State> states;
+  // Only subtasks in Error or with a last error (a failed attempt being
+  // retried keeps its error): the dashboard's failed subtasks.
+  bool failed_only = false;
   uint32_t page_size = 1000;
   std::string page_token;
 };
@@ -203,6 +227,21 @@ class Store {
 
   // A write that changes nothing, to prove the store is writable (readiness).
   virtual absl::Status Ping() = 0;
+
+  // ---- operators' reads (dashboard, metrics) ----
+  // Defaults answer UNIMPLEMENTED, so a decorator or a test fake need not
+  // provide them.
+
+  // One aggregate read over the tasks table (no subtask rows are read).
+  virtual absl::StatusOr<StateCounts> CountByState() {
+    return absl::UnimplementedError("store: CountByState is not implemented");
+  }
+  // The task's subtasks in at most max_cells cells (1..10000); NOT_FOUND for
+  // an unknown task.
+  virtual absl::StatusOr<SubtaskGrid> GetSubtaskGrid(const std::string& task_id,
+                                                     uint32_t max_cells) {
+    return absl::UnimplementedError("store: GetSubtaskGrid is not implemented");
+  }
 };
 
 struct SqliteOptions {

@@ -106,5 +106,21 @@ TEST(ValidateId, RefusesEmptyAndOddCharacters) {
             std::string::npos);
 }
 
+TEST(ValidateSpec, ParamsNestedDeeperThanTheLimitAreRefused) {
+  auto s = Good();
+  s.set_params_json("{\"a\":" + std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') +
+                    "}");
+  ExpectRefused(s, "params");
+  s.set_params_json("{\"a\":" + std::string(10, '[') + std::string(10, ']') + "}");
+  EXPECT_TRUE(ValidateAndDefaultSpec(s).ok());
+}
+
+TEST(JsonDepth, CountsArraysAndObjectsButNotBracketsInStrings) {
+  EXPECT_EQ(JsonDepth("{}"), 1u);
+  EXPECT_EQ(JsonDepth(R"({"a": [1, {"b": []}]})"), 4u);
+  EXPECT_EQ(JsonDepth(R"({"a": "[[[[\"{{"})"), 1u);
+  EXPECT_EQ(JsonDepth("12"), 0u);
+}
+
 }  // namespace
 }  // namespace orchard::server
