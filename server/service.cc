@@ -396,8 +396,7 @@ struct Services::Impl {
                                                   ": over ", kMaxMessageBytes, " bytes")));
         }
         if (r.has_succeeded_result_json()) {
-          auto j = nlohmann_parse_ok(r.succeeded_result_json());
-          if (!j) {
+          if (!nlohmann::json::accept(r.succeeded_result_json())) {
             return impl_->Refuse(ctx, absl::InvalidArgumentError(
                                           Cat("reports[", i, "].succeeded_result_json: not JSON")));
           }
@@ -434,7 +433,7 @@ struct Services::Impl {
             ctx, absl::InvalidArgumentError(Cat("reason: over ", kMaxMessageBytes, " bytes")));
       }
       if (req->result_json().size() > kMaxResultBytes ||
-          (!req->result_json().empty() && !nlohmann_parse_ok(req->result_json()))) {
+          (!req->result_json().empty() && !nlohmann::json::accept(req->result_json()))) {
         return impl_->Refuse(ctx, absl::InvalidArgumentError(
                                       Cat("result_json: not JSON, or over ", kMaxResultBytes,
                                           " bytes")));
@@ -524,8 +523,6 @@ struct Services::Impl {
       int64_t deadline = 0;
     };
 
-    static bool nlohmann_parse_ok(const std::string& s);
-
     // One look at the store for work; parks on the hub when there is none.
     void AcquireOnce(std::shared_ptr<LongPoll> call, const pb::AcquireRequest* req,
                      pb::AcquireResponse* resp) {
@@ -581,10 +578,6 @@ struct Services::Impl {
   TaskSvc tasks;
   WorkerSvc workers;
 };
-
-bool Services::Impl::WorkerSvc::nlohmann_parse_ok(const std::string& s) {
-  return nlohmann::json::accept(s);
-}
 
 // ---------------------------------------------------------------- WatchTasks
 

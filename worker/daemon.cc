@@ -3,6 +3,7 @@
 // reads and writes from the pool.
 #include "worker/daemon.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -307,15 +308,14 @@ struct Daemon::Impl {
     }
   }
 
+  // Leases to ask for: the slots, plus enough queued slices for about
+  // kPrefetchMs of work per slot, less what runs or waits already.
   uint32_t SubtaskRoom() const {
-    double per_slot = kPrefetchMs / std::max(avg_run_ms, 0.01);
-    uint32_t prefetch = static_cast<uint32_t>(
-        std::min<double>(kMaxPrefetch, per_slot * options.slots > options.slots
-                                           ? per_slot * options.slots - options.slots
-                                           : 0));
-    int64_t room = static_cast<int64_t>(options.slots) + prefetch - busy -
-                   static_cast<int64_t>(queue.size());
-    return room > 0 ? static_cast<uint32_t>(std::min<int64_t>(room, 1000)) : 0;
+    double slices_per_slot = kPrefetchMs / std::max(avg_run_ms, 0.01);
+    double target = std::clamp<double>(options.slots * slices_per_slot, options.slots,
+                                       options.slots + kMaxPrefetch);
+    int64_t room = static_cast<int64_t>(target) - busy - static_cast<int64_t>(queue.size());
+    return static_cast<uint32_t>(std::clamp<int64_t>(room, 0, 1000));
   }
 
   // A new lease: known to heartbeats at once, run when a slot is free.

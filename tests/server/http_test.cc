@@ -3,6 +3,7 @@
 // list), the Router (health, readiness, metrics, the JSON API and its errors,
 // the embedded dashboard), metrics fed by the store's commit observer, and
 // the Beast listener over a real loopback socket.
+#include "tests/testing/temp_dir.h"
 #include "server/http/router.h"
 
 #include <arpa/inet.h>
@@ -46,11 +47,7 @@ T Ok(absl::StatusOr<T> v) {
 class Http : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("orchard_http_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = orchard::testing::FreshTestDir("http");
     orchard::store::SetCommitObserver(&reporter_);
     store_ = Ok(orchard::store::SqliteStore::Open(
         orchard::store::SqliteOptions{.path = (dir_ / "orchard.db").string()}));

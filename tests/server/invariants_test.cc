@@ -2,6 +2,7 @@
 // through the real SqliteStore passes; each corruption, made with
 // ExecForTesting on the live store, makes exactly the check that guards it
 // fail. Single-threaded; time is explicit.
+#include "tests/testing/temp_dir.h"
 #include "server/store/invariants.h"
 
 #include <gtest/gtest.h>
@@ -42,11 +43,7 @@ std::string SumJson(uint64_t b, uint64_t e) {
 class Invariants : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("orchard_invariants_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = orchard::testing::FreshTestDir("invariants");
     store_ = Ok(orchard::store::SqliteStore::Open({.path = path()}));
     worker_ = Ok(store_->RegisterWorker("node", {"sum", "mystery"}, 64, kNow));
     done_ = Finished("sum", /*fail_index=*/-1);

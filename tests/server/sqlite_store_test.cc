@@ -1,6 +1,7 @@
 // Tests of server/store's SqliteStore against a real SQLite file in a temp
 // directory. Time is explicit (now_ms values), never slept; counters are
 // checked against SELECT count(*) on a separate raw connection.
+#include "tests/testing/temp_dir.h"
 #include "server/store/sqlite_store.h"
 
 #include <gtest/gtest.h>
@@ -88,11 +89,7 @@ pb::SubtaskReport Stopped(const pb::LeaseRef& l) {
 class SqliteStore : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("orchard_store_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = orchard::testing::FreshTestDir("store");
     Reopen();
   }
   void TearDown() override {

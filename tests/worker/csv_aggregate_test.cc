@@ -1,6 +1,7 @@
 // Tests of csv.aggregate: the RFC 4180 reader, the record-aligned plan at
 // every boundary, and that any split gives the single-pass answer exactly.
 // Files go to a fresh temp dir per test.
+#include "tests/testing/temp_dir.h"
 #include "worker/handlers/csv_aggregate.h"
 
 #include <fcntl.h>
@@ -23,11 +24,7 @@ namespace fs = std::filesystem;
 class CsvTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("orchard-csv-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = orchard::testing::FreshTestDir("csv");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

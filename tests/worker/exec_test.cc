@@ -2,6 +2,7 @@
 // results and failures, the output cap, progress, timeouts, stopping the
 // whole process group, and the reduce program. Programs are small sh
 // scripts written into a temp dir per test.
+#include "tests/testing/temp_dir.h"
 #include "worker/handlers/exec.h"
 
 #include <signal.h>
@@ -25,11 +26,7 @@ using namespace std::chrono_literals;
 class ExecTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("orchard-exec-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = orchard::testing::FreshTestDir("exec");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
