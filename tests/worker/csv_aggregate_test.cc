@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "worker/handlers/csv_reader.h"
+#include "worker/handlers/number.h"
 
 namespace orchard::worker {
 namespace {
@@ -323,6 +324,239 @@ TEST_F(CsvTest, StopEndsTheSliceCancelled) {
   stop.request_stop();
   auto r = Aggregate(TrickyParams(path, 1ull << 40), fs::file_size(path), stop.get_token());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+}
+
+
+// Every record of `path` through NextView (all columns selected, the given
+// buffer and row limit), checked field by field against Next, the state
+// machine alone. Returns the number of records.
+size_t ExpectViewMatchesNext(const std::string& path, size_t buffer, size_t max_row = 1 << 20,
+                             char delim = ',') {
+  int fd = open(path.c_str(), O_RDONLY);
+  csv::Reader slow(fd, 0, UINT64_MAX, delim, 1 << 16, max_row);
+  csv::Reader fast(fd, 0, UINT64_MAX, delim, buffer, max_row);
+  std::vector<int> all(64);
+  for (int i = 0; i < 64; ++i) all[i] = i;
+  fast.Select(all);
+  csv::Record rec;
+  csv::View view;
+  size_t n = 0;
+  while (true) {
+    auto a = slow.Next(rec);
+    auto b = fast.NextView(view);
+    EXPECT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(*a, *b) << "buffer " << buffer << " after record " << n;
+    if (!*a || !*b) break;
+    std::string where = "buffer " + std::to_string(buffer) + " record at " +
+                        std::to_string(rec.offset);
+    EXPECT_EQ(view.offset, rec.offset) << where;
+    EXPECT_EQ(view.fields, rec.size()) << where;
+    EXPECT_EQ(view.blank, rec.blank) << where;
+    EXPECT_STREQ(view.error == nullptr ? "" : view.error, rec.error == nullptr ? "" : rec.error)
+        << where;
+    // (A malformed record's fields are never used; over the row limit, the
+    // text it keeps depends on where the reads fell.)
+    bool malformed = rec.error != nullptr;
+    for (size_t i = 0; !malformed && i < rec.size() && i < 64 && view.fields == rec.size(); ++i) {
+      EXPECT_EQ(view.slot[i], rec.field(i)) << where << " field " << i;
+    }
+    ++n;
+  }
+  close(fd);
+  return n;
+}
+
+// This test verifies that the fast path (a quote-free line split in the
+// buffer) and the state machine agree at every buffer boundary: a quote
+// right at the boundary, CRLF split across two reads, a row longer than the
+// buffer, a lone CR, blank lines and a last line without a newline.
+TEST_F(CsvTest, FastPathAgreesWithStateMachineAtEveryBufferBoundary) {
+  const std::string texts[] = {
+      "a,b,c\r\n1,\"2\",3\r\n\"x\ny\",,z\r\n\r\nlong-field-longer-than-a-buffer,2,3\nend,,",
+      "k,v\n\"q\"\"uote\",1\nplain,2\r\nlone\rcr,3\n\n\n\"open,4",
+      "h\r\n\"\"\r\n,\r\n\r\nx",
+      "a,b\"c\n\"x\"y,2\nok,3\n",
+      "only,one,line",
+  };
+  for (const auto& text : texts) {
+    std::string path = Write("edge.csv", text);
+    size_t records = 0;
+    for (size_t buffer = 1; buffer <= text.size() + 2; ++buffer) {
+      size_t n = ExpectViewMatchesNext(path, buffer);
+      if (buffer == 1) records = n;
+      EXPECT_EQ(n, records) << "buffer " << buffer;
+    }
+    EXPECT_GT(records, 0u);
+    // The row limit: over it on both paths alike.
+    for (size_t limit : {0, 1, 3, 8}) ExpectViewMatchesNext(path, 7, limit);
+  }
+}
+
+// A random CSV mixing every case the reader knows, from a fixed seed.
+std::string RandomCsv(std::mt19937& rng, int rows) {
+  const char* fields[] = {"", "1", "22", "-3.5", "abc", "\"q,uoted\"", "\"multi\nline\"",
+                          "\"dou\"\"ble\"", "\"\"", "lone\rcr", "bad\"quote", "\"after\"x",
+                          "서울", "12345678901234567890"};
+  std::string text;
+  for (int r = 0; r < rows; ++r) {
+    int kind = static_cast<int>(rng() % 20);
+    if (kind == 0) {
+      text += (rng() % 2) ? "\r\n" : "\n";  // a blank line
+      continue;
+    }
+    int width = kind == 1 ? static_cast<int>(rng() % 6) + 1 : 4;  // a few rows of other widths
+    for (int f = 0; f < width; ++f) {
+      if (f > 0) text += ",";
+      // Mostly plain rows, as in real files; some with anything.
+      text += fields[(kind < 14) ? rng() % 5 : rng() % std::size(fields)];
+    }
+    if (r + 1 < rows || rng() % 2) text += (rng() % 3 == 0) ? "\r\n" : "\n";
+  }
+  return text;
+}
+
+// This test verifies, on random inputs from a fixed seed, that NextView (fast
+// path where it applies) returns exactly what the state machine returns, for
+// buffer sizes around the SIMD block size and larger.
+TEST_F(CsvTest, FastPathAndStateMachineAgreeOnRandomInputs) {
+  std::mt19937 rng(20261125);
+  for (int file = 0; file < 30; ++file) {
+    std::string text = RandomCsv(rng, 200);
+    std::string path = Write("r.csv", text);
+    for (size_t buffer : {1, 5, 31, 32, 33, 64, 97, 1024, 1 << 16}) {
+      ExpectViewMatchesNext(path, buffer);
+    }
+    if (::testing::Test::HasFailure()) {
+      ADD_FAILURE() << "file " << file << ":\n" << text;
+      return;
+    }
+  }
+}
+
+// This test verifies that only the selected columns are returned, in their
+// slots, and that skipping unselected fields in bulk counts them right
+// (rows of 70 columns: past the 64 the bulk skip knows).
+TEST_F(CsvTest, ViewSelectsColumnsBySlot) {
+  std::string text;
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 70; ++c) text += (c ? "," : "") + std::to_string(r * 100 + c);
+    text += "\n";
+  }
+  std::string path = Write("wide.csv", text);
+  int fd = open(path.c_str(), O_RDONLY);
+  for (size_t buffer : {16, 100, 1 << 16}) {
+    csv::Reader reader(fd, 0, UINT64_MAX, ',', buffer);
+    std::vector<int> slot_of(70, -1);
+    slot_of[69] = 0;
+    slot_of[3] = 1;
+    slot_of[65] = 2;
+    reader.Select(slot_of);
+    csv::View v;
+    for (int r = 0; r < 3; ++r) {
+      ASSERT_TRUE(*reader.NextView(v));
+      EXPECT_EQ(v.fields, 70u);
+      EXPECT_EQ(v.slot[0], std::to_string(r * 100 + 69));
+      EXPECT_EQ(v.slot[1], std::to_string(r * 100 + 3));
+      EXPECT_EQ(v.slot[2], std::to_string(r * 100 + 65));
+    }
+    EXPECT_FALSE(*reader.NextView(v));
+  }
+  close(fd);
+}
+
+// This test verifies that quoting every field (the state machine's path)
+// gives the same aggregate as the same file unquoted (the fast path).
+TEST_F(CsvTest, QuotedAndPlainFilesAggregateTheSame) {
+  std::mt19937 rng(11);
+  std::string plain = "region,amount,year\n", quoted = "\"region\",\"amount\",\"year\"\r\n";
+  for (int i = 0; i < 5000; ++i) {
+    std::string f[3] = {std::to_string(11 + rng() % 17),
+                        (rng() % 9 == 0) ? "" : std::to_string(rng() % 100000) +
+                                                    ((rng() % 4 == 0) ? ".25" : ""),
+                        std::to_string(2019 + rng() % 4)};
+    plain += f[0] + "," + f[1] + "," + f[2] + "\n";
+    quoted += "\"" + f[0] + "\",\"" + f[1] + "\",\"" + f[2] + "\"\r\n";
+  }
+  auto params = [](const std::string& path) {
+    return json{{"path", path},
+                {"group_by", {"region", "year"}},
+                {"aggregates",
+                 {{{"column", "amount"}, {"op", "sum"}},
+                  {{"column", "amount"}, {"op", "mean"}},
+                  {{"column", "amount"}, {"op", "max"}},
+                  {{"op", "count"}}}},
+                {"chunk_bytes", 7000}};
+  };
+  std::string a = Write("plain.csv", plain), b = Write("quoted.csv", quoted);
+  auto x = Aggregate(params(a), plain.size());
+  auto y = Aggregate(params(b), quoted.size());
+  ASSERT_TRUE(x.ok() && y.ok());
+  EXPECT_EQ((*x)["rows"], (*y)["rows"]);
+  EXPECT_EQ((*x)["rows_read"], 5000);
+  EXPECT_EQ((*y)["rows_read"], 5000);
+}
+
+// This test verifies that the plan's bounds are exactly the first record
+// start at or after each multiple of the chunk (each once), however many
+// threads count the quotes.
+TEST_F(CsvTest, BoundsAreTheFirstRecordStartAfterEachCutForAnyThreadCount) {
+  std::string text = TrickyCsv(400, 5);
+  std::string path = Write("t.csv", text);
+  std::vector<uint64_t> starts;
+  for (const auto& r : ReadAll(path)) starts.push_back(r.offset);
+  int fd = open(path.c_str(), O_RDONLY);
+  for (uint64_t chunk : {1ull, 2ull, 7ull, 64ull, 333ull, 1000ull, 4096ull}) {
+    std::vector<uint64_t> want{0};
+    for (uint64_t c = chunk; c < text.size(); c += chunk) {
+      auto it = std::lower_bound(starts.begin(), starts.end(), c);
+      if (it == starts.end()) break;
+      if (*it != want.back()) want.push_back(*it);
+    }
+    want.push_back(text.size());
+    for (unsigned threads : {1u, 2u, 3u, 4u}) {
+      for (size_t buffer : {5ul, 4096ul}) {
+        auto b = csv::RecordBounds(fd, text.size(), chunk, buffer, threads);
+        ASSERT_TRUE(b.ok()) << b.status();
+        EXPECT_EQ(*b, want) << "chunk " << chunk << " threads " << threads << " buffer " << buffer;
+      }
+    }
+  }
+  close(fd);
+}
+
+// This test verifies that the small-number fast paths read exactly what
+// Parse reads, and leave to Parse whatever is not a plain short decimal.
+TEST(CsvNumberTest, FastParsersMatchParse) {
+  std::mt19937 rng(3);
+  const char alphabet[] = "0123456789.-+ eE9x";
+  std::vector<std::string> cases = {"0",     "-0",    "+7",   "12345678", "123456789",
+                                    "1.",    ".5",    "-.5",  "007",      "99999999",
+                                    "1.2.3", "-",     ".",    "",         " 1",
+                                    "1e3",   "1234567890123456789", "999999999999999999",
+                                    "-99999999999999999", "12:4", "/"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    size_t n = rng() % 12;
+    for (size_t j = 0; j < n; ++j) s += alphabet[rng() % (sizeof alphabet - 1)];
+    cases.push_back(s);
+  }
+  for (const auto& s : cases) {
+    auto want = num::Parse(s);
+    num::Small small;
+    if (num::ParseSmall(s, small)) {
+      ASSERT_TRUE(want && want->exact) << "'" << s << "'";
+      EXPECT_EQ(num::Compare(small.ToNumber(), *want), 0) << "'" << s << "'";
+      EXPECT_EQ(small.scale, want->scale) << "'" << s << "'";
+    }
+    std::string padded = s + std::string("\x7f\x01\x35\x39\x2e\x00\xff\x30", 8);  // 8 bytes after
+    num::Small fast;
+    bool ok = num::ParseSmallPadded(std::string_view(padded.data(), s.size()), fast);
+    EXPECT_EQ(ok, num::ParseSmall(s, small)) << "'" << s << "'";
+    if (ok) {
+      EXPECT_EQ(fast.mant, small.mant) << "'" << s << "'";
+      EXPECT_EQ(fast.scale, small.scale) << "'" << s << "'";
+    }
+  }
 }
 
 }  // namespace

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <unordered_map>
 
 #include "absl/status/status.h"
 #include "common/split.h"
@@ -249,9 +248,123 @@ absl::StatusOr<Params> ParseParams(const json& j, std::unique_ptr<Fd>* file, uin
 
 std::string KeyText(const json& key) { return key.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// One slice's group table.
-struct Table {
-  std::unordered_map<std::string, std::vector<num::Stats>> groups;
+// Key bytes: each field as a 4-byte length and its text.
+void EncodeKey(std::string& out, std::string_view field) {
+  uint32_t n = static_cast<uint32_t>(field.size());
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  out.append(field);
+}
+
+// 8 bytes from p, the first in the low byte; only the first n (<= 8) kept.
+// REQUIRES: p[0..7] readable (csv::View promises it after every field).
+uint64_t Load8(const char* p, size_t n) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return n >= 8 ? v : v & ((uint64_t{1} << (8 * n)) - 1);
+}
+
+// A hash of a row's group fields, read where they lie (no key is built for
+// a row whose group exists): each field's length and bytes, 8 at a time.
+class KeyHash {
+ public:
+  void Add(std::string_view f) {
+    const char* p = f.data();
+    size_t n = f.size();
+    Mix(n * 0x9E3779B97F4A7C15ull ^ Load8(p, n));
+    for (p += 8; n > 8; p += 8, n -= 8) Mix(Load8(p, n - 8));
+  }
+  uint64_t value() const { return h_; }
+
+ private:
+  void Mix(uint64_t v) {
+    unsigned __int128 m = static_cast<unsigned __int128>(h_ ^ v) * 0xBF58476D1CE4E5B9ull;
+    h_ = static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+  }
+  uint64_t h_ = 0x9E3779B97F4A7C15ull;
+};
+
+// One slice's groups: an open-addressing table (hash once per row, compare
+// the fields with the stored key), the keys back to back in one string
+// (EncodeKey's form), and each group's stats in one array (measures + 1 per
+// group, the last counts rows).
+class Groups {
+ public:
+  Groups(size_t stats_per_group, std::vector<size_t> key_slots)
+      : per_(stats_per_group), key_slots_(std::move(key_slots)), index_(64, 0) {}
+
+  size_t size() const { return offsets_.size(); }
+  std::string_view key(size_t g) const {
+    size_t b = offsets_[g], e = g + 1 < offsets_.size() ? offsets_[g + 1] : keys_.size() - 8;
+    return std::string_view(keys_).substr(b, e - b);
+  }
+  num::Stats* stats(size_t g) { return &stats_[g * per_]; }
+
+  // The stats of the row's group, or nullptr when it is new and `max`
+  // groups exist.
+  num::Stats* Find(const std::string_view* slot, uint64_t max) {
+    KeyHash hash;
+    for (size_t s : key_slots_) hash.Add(slot[s]);
+    const uint64_t h = hash.value();
+    const size_t mask = index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      uint32_t entry = index_[i];
+      if (entry == 0) break;
+      size_t g = entry - 1;
+      if (hashes_[g] == h && Equal(g, slot)) return stats(g);
+    }
+    if (size() >= max) return nullptr;
+    size_t g = size();
+    keys_.resize(keys_.size() - 8);
+    offsets_.push_back(keys_.size());
+    for (size_t s : key_slots_) EncodeKey(keys_, slot[s]);
+    keys_.append(8, '\0');
+    hashes_.push_back(h);
+    stats_.resize(stats_.size() + per_);
+    if ((size() + 1) * 2 > index_.size()) {
+      Rehash(index_.size() * 2);
+    } else {
+      Place(g);
+    }
+    return stats(g);
+  }
+
+ private:
+  bool Equal(size_t g, const std::string_view* slot) const {
+    const char* k = keys_.data() + offsets_[g];
+    for (size_t s : key_slots_) {
+      uint32_t n;
+      memcpy(&n, k, 4);
+      if (n != slot[s].size()) return false;
+      if (n <= 8) {  // short keys (codes, years): one compare
+        if (Load8(k + 4, n) != Load8(slot[s].data(), n)) return false;
+      } else if (memcmp(k + 4, slot[s].data(), n) != 0) {
+        return false;
+      }
+      k += 4 + n;
+    }
+    return true;
+  }
+  void Place(size_t g) {
+    size_t mask = index_.size() - 1;
+    size_t i = hashes_[g] & mask;
+    while (index_[i] != 0) i = (i + 1) & mask;
+    index_[i] = static_cast<uint32_t>(g + 1);
+  }
+  void Rehash(size_t n) {
+    index_.assign(n, 0);
+    for (size_t g = 0; g < size(); ++g) Place(g);
+  }
+
+  size_t per_;
+  std::vector<size_t> key_slots_;
+  std::vector<uint32_t> index_;  // group + 1, 0 = empty; at most half full
+  std::vector<uint64_t> hashes_;
+  std::vector<size_t> offsets_;
+  std::string keys_ = std::string(8, '\0');  // then 8 bytes, so Equal may load 8 at a time
+  std::vector<num::Stats> stats_;
+};
+
+struct Counts {
   uint64_t rows_read = 0, rows_aggregated = 0, bad_rows = 0;
   json samples = json::array();
   void Bad(uint64_t offset, std::string_view why) {
@@ -259,13 +372,6 @@ struct Table {
     if (samples.size() < kMaxSamples) samples.push_back({{"offset", offset}, {"error", SanitizeUtf8(why)}});
   }
 };
-
-// Key bytes: each field as a 4-byte length and its text.
-void EncodeKey(std::string& out, std::string_view field) {
-  uint32_t n = static_cast<uint32_t>(field.size());
-  out.append(reinterpret_cast<const char*>(&n), 4);
-  out.append(field);
-}
 
 json DecodeKey(std::string_view k) {
   json key = json::array();
@@ -389,98 +495,117 @@ absl::StatusOr<json> CsvAggregateHandler::Run(const SliceContext& ctx) const {
     return absl::FailedPreconditionError(
         Cat("params.path: ", p.path, " is ", size, " bytes now, shorter than the planned range"));
   }
+  // The reader returns only the columns the query reads, each in a slot.
+  std::vector<int> slot_of(p.width, -1);
+  int slots = 0;
+  auto slot = [&](size_t column) {
+    if (slot_of[column] < 0) slot_of[column] = slots++;
+    return static_cast<size_t>(slot_of[column]);
+  };
+  std::vector<size_t> group_slots, measure_slots;
+  std::vector<std::pair<size_t, std::string_view>> filters;
+  for (size_t c : p.group_by) group_slots.push_back(slot(c));
+  for (const auto& m : p.measures) measure_slots.push_back(slot(m.column));
+  for (const auto& [c, value] : p.filters) filters.emplace_back(slot(c), value);
+
   csv::Reader reader(file->get(), ctx.begin, ctx.end, p.delimiter);
-  csv::Record rec;
-  Table t;
-  std::string key;
-  std::vector<std::optional<num::Number>> values(p.measures.size());
-  size_t need = p.width;  // every row must have the first row's width
+  reader.Select(std::move(slot_of));
+  Counts t;
+  Groups groups(p.measures.size() + 1, group_slots);
+  // A row's values, parsed before any is added (a bad one drops the row):
+  // kind 0 empty, 1 small (the usual), 2 any other number.
+  std::vector<num::Small> small(p.measures.size());
+  std::vector<num::Number> other(p.measures.size());
+  std::vector<uint8_t> kind(p.measures.size());
+  const size_t need = p.width;  // every row must have the first row's width
   bool skip_header = p.header && ctx.begin == 0;
-  for (uint64_t n = 0;; ++n) {
-    if ((n & 4095) == 0) {
-      if (ctx.stop.stop_requested()) return absl::CancelledError("csv.aggregate: stopped");
+  uint64_t n = 0;
+  absl::Status failed;  // why on_row stopped early
+  auto on_row = [&](const csv::View& row) -> bool {
+    if ((n++ & 4095) == 0) {
+      if (ctx.stop.stop_requested()) {
+        failed = absl::CancelledError("csv.aggregate: stopped");
+        return false;
+      }
       if (ctx.progress != nullptr) ctx.progress->store(reader.position() - ctx.begin);
     }
-    auto more = reader.Next(rec);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
     if (skip_header) {
       skip_header = false;
-      continue;
+      return true;
     }
-    if (rec.blank && rec.error == nullptr) continue;
+    if (row.blank && row.error == nullptr) return true;
     ++t.rows_read;
-    if (rec.error != nullptr) {
-      t.Bad(rec.offset, rec.error);
-    } else if (rec.size() != need) {
-      t.Bad(rec.offset, Cat(rec.size(), " fields, expected ", need));
+    if (row.error != nullptr) {
+      t.Bad(row.offset, row.error);
+    } else if (row.fields != need) {
+      t.Bad(row.offset, Cat(row.fields, " fields, expected ", need));
     } else {
       bool match = true;
-      for (const auto& [col, value] : p.filters) match = match && rec.field(col) == value;
-      if (!match) continue;
+      for (const auto& [s, value] : filters) match = match && row.slot[s] == value;
+      if (!match) return true;
       bool bad = false;
       for (size_t m = 0; m < p.measures.size() && !bad; ++m) {
-        std::string_view f = rec.field(p.measures[m].column);
-        values[m].reset();
-        if (f.empty()) continue;
-        if (p.measures[m].numeric) {
-          values[m] = num::Parse(f);
-          if (!values[m]) {
-            t.Bad(rec.offset, Cat("column '", p.columns[p.measures[m].column], "': '",
-                                  f.substr(0, 40), "' is not a number"));
-            bad = true;
-          }
+        std::string_view f = row.slot[measure_slots[m]];
+        kind[m] = f.empty() ? 0 : 1;
+        if (f.empty() || !p.measures[m].numeric || num::ParseSmallPadded(f, small[m])) continue;
+        kind[m] = 2;
+        if (auto v = num::Parse(f)) {
+          other[m] = *v;
         } else {
-          values[m] = num::Number{};
+          t.Bad(row.offset, Cat("column '", p.columns[p.measures[m].column], "': '",
+                                f.substr(0, 40), "' is not a number"));
+          bad = true;
         }
       }
       if (!bad) {
-      key.clear();
-      for (size_t c : p.group_by) EncodeKey(key, rec.field(c));
-      {
-        auto it = t.groups.find(key);
-        if (it == t.groups.end()) {
-          if (t.groups.size() >= p.max_groups) {
-            return absl::FailedPreconditionError(
-                Cat("csv.aggregate: more than params.max_groups (", p.max_groups, ") groups"));
-          }
-          it = t.groups.emplace(key, std::vector<num::Stats>(p.measures.size() + 1)).first;
+        num::Stats* s = groups.Find(row.slot, p.max_groups);
+        if (s == nullptr) {
+          failed = absl::FailedPreconditionError(
+              Cat("csv.aggregate: more than params.max_groups (", p.max_groups, ") groups"));
+          return false;
         }
-        std::vector<num::Stats>& s = it->second;
-        ++s.back().count;  // the row count
+        ++s[p.measures.size()].count;  // the row count
         for (size_t m = 0; m < p.measures.size(); ++m) {
-          if (!values[m]) continue;
+          if (kind[m] == 0) continue;
           if (p.measures[m].extrema) {
-            s[m].AddValue(*values[m]);
+            s[m].AddValue(kind[m] == 1 ? small[m].ToNumber() : other[m]);
           } else if (p.measures[m].numeric) {
-            s[m].AddToSum(*values[m]);
+            if (kind[m] == 1) {
+              s[m].AddToSum(small[m]);
+            } else {
+              s[m].AddToSum(other[m]);
+            }
           } else {
             ++s[m].count;
           }
         }
         ++t.rows_aggregated;
       }
-      }
     }
     if (p.max_bad_rows && t.bad_rows > *p.max_bad_rows) {
-      return absl::FailedPreconditionError(
+      failed = absl::FailedPreconditionError(
           Cat("csv.aggregate: slice ", ctx.index, " has more than params.max_bad_rows (",
               *p.max_bad_rows, ") malformed rows; the first at byte offset ",
               t.samples[0]["offset"].get<uint64_t>(), ": ", t.samples[0]["error"].get<std::string>()));
+      return false;
     }
-  }
+    return true;
+  };
+  if (absl::Status read = reader.ForEachView(on_row); !read.ok()) return read;
+  if (!failed.ok()) return failed;
   if (ctx.progress != nullptr) ctx.progress->store(ctx.end - ctx.begin);
-  json groups = json::object();
-  for (const auto& [k, stats] : t.groups) {
+  json out_groups = json::object();
+  for (size_t g = 0; g < groups.size(); ++g) {
     json s = json::array();
-    for (const auto& st : stats) s.push_back(st.ToJson());
-    groups[KeyText(DecodeKey(k))] = std::move(s);
+    const num::Stats* stats = groups.stats(g);
+    for (size_t m = 0; m <= p.measures.size(); ++m) s.push_back(stats[m].ToJson());
+    out_groups[KeyText(DecodeKey(groups.key(g)))] = std::move(s);
   }
   return json{{"rows_read", t.rows_read},
               {"rows_aggregated", t.rows_aggregated},
               {"bad_rows", t.bad_rows},
               {"bad_row_samples", std::move(t.samples)},
-              {"groups", std::move(groups)}};
+              {"groups", std::move(out_groups)}};
 }
 
 json CsvAggregateHandler::Init() const {

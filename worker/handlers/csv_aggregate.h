@@ -43,7 +43,7 @@
 // Keys are the CSV text; count is an integer, sum/min/max are numbers
 // (integers when exact integers), mean = sum / count (null without values).
 //
-// Memory per slice: one 1 MiB read buffer, one row (at most 1 MiB) and the
+// Memory per slice: one 256 KiB read buffer, one row (at most 1 MiB) and the
 // group table; it does not grow with the file.
 //
 // Thread-safety: stateless; Run() runs concurrently.

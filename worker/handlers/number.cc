@@ -2,6 +2,7 @@
 // Thread-safety: pure functions.
 #include "worker/handlers/number.h"
 
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -13,10 +14,15 @@ namespace {
 constexpr int kMaxScale = 18;
 constexpr int kMaxDigits = 36;
 
+// 10^n for n in 0..36 (scales differ by at most 18; a product is checked).
 __int128 Pow10(int n) {
-  __int128 p = 1;
-  while (n-- > 0) p *= 10;
-  return p;
+  static const auto kTable = [] {
+    std::array<__int128, 39> t{};
+    t[0] = 1;
+    for (size_t i = 1; i < t.size(); ++i) t[i] = t[i - 1] * 10;
+    return t;
+  }();
+  return kTable[static_cast<size_t>(n)];
 }
 
 // a.mant rescaled to `scale` (>= a.scale); false on overflow.
@@ -111,7 +117,7 @@ std::optional<Number> Parse(std::string_view t) {
   return n;
 }
 
-Number Add(const Number& a, const Number& b) {
+Number AddSlow(const Number& a, const Number& b) {
   if (a.exact && b.exact) {
     int scale = std::max(a.scale, b.scale);
     __int128 x, y, s;
