@@ -608,6 +608,16 @@ struct Daemon::Impl {
             if (!failed.empty()) reason = failed + " (" + reason + ")";
           }
           pb::TransitionTaskRequest req;
+          if (d.event == lifecycle::TaskEvent::kAllSucceeded && handler != nullptr) {
+            // Nothing is active: reduce now and end the task in the same
+            // write (a failed reduce takes the long way, via Finalize).
+            auto result = co_await Reduce(task, handler, /*succeeded=*/true);
+            if (result.ok()) {
+              req.set_then_finalize(true);
+              req.set_outcome(pb::SUCCEEDED);
+              req.set_result_json(result->dump());
+            }
+          }
           next = co_await Transition(entry, task, d.event, reason, req);
           if (next.ok()) cause = d.event;
           break;
@@ -698,7 +708,9 @@ struct Daemon::Impl {
       auto it = tasks.find(task.id());
       return it != tasks.end() && it->second == entry;
     };
-    bool release = mine() && !worker_id.empty();
+    // A terminal task's lease ended with its last transition.
+    const bool terminal = task.state() == pb::ERROR || task.state() == pb::TERMINATED;
+    bool release = mine() && !worker_id.empty() && !terminal;
     if (release) {
       pb::ReleaseTaskRequest req;
       req.set_worker_id(worker_id);

@@ -18,7 +18,7 @@ struct DaemonOptions {
   std::string server = "127.0.0.1:7070";
   std::string name = "worker";
   uint32_t slots = 4;
-  uint32_t max_reconcilers = 16;
+  uint32_t max_reconcilers = 64;
   uint32_t acquire_wait_ms = 20'000;
   // Self-fencing: stop a handler when no heartbeat succeeded for this share
   // of the lease TTL (the server expires it at 100%).

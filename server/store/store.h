@@ -108,6 +108,9 @@ struct TaskTransition {
   Outcome outcome = Outcome::kNone;  // with Finalized / FinalizedFailed / Invalid
   std::string result_json;           // with Finalized / FinalizedFailed
   std::optional<pb::Plan> plan;      // with Planned, on a task that has no subtasks yet
+  // With AllSucceeded: then Finalized in the same write (outcome, result_json
+  // and reason go with it), so a finished task ends in one round trip.
+  bool then_finalize = false;
 };
 
 struct StopResult {

@@ -468,6 +468,19 @@ TEST_F(SqliteStore, TaskLeaseIsExclusiveUntilItExpires) {
   Ok(store().ReleaseTask(w2, t.id(), 2));
   Ok(store().ReleaseTask(w2, t.id(), 2));  // a retried release is a no-op
   EXPECT_EQ(Get(t.id()).reconciler(), "");
+
+  // The transition that ends the task ends its lease too: nobody reconciles
+  // a terminal task, and its reconciler need not release it.
+  AcquireResult c = Acquire(w2, 0, kNow + kTtl + 3, 1);
+  ASSERT_EQ(c.tasks.size(), 1u);
+  EXPECT_EQ(c.tasks[0].epoch(), 3u);
+  tr.lease_epoch = 3;
+  tr.event = TaskEvent::kFinalized;
+  tr.outcome = Outcome::kCancelled;
+  EXPECT_EQ(Ok(store().TransitionTask(tr, kNow + kTtl + 4)).state(), pb::TERMINATED);
+  EXPECT_EQ(Get(t.id()).reconciler(), "");
+  EXPECT_TRUE(Acquire(w1, 0, kNow + kTtl + 5, 1).tasks.empty()) << "a terminal task was leased";
+  Ok(store().ReleaseTask(w2, t.id(), 3));  // a late release is a no-op
 }
 
 // ------------------------------------------------------------------ report
@@ -753,6 +766,49 @@ TEST_F(SqliteStore, StopSubtasksAndTheFinalizeGuard) {
   EXPECT_EQ(done.counts().succeeded(), 1u);
   ExpectCountersMatchRows(t.id());
   ExpectSubtaskHistoryIsLegal(t.id());
+}
+
+// This test verifies that AllSucceeded with then_finalize ends the task in
+// one write, both transitions in its history, and that it is refused, with
+// nothing changed, while a subtask is still active.
+TEST_F(SqliteStore, AllSucceededThenFinalizeEndsTheTaskInOneWrite) {
+  pb::Task t = Start(Spec("sum", 0, 20, 2));
+  std::string w = Worker({"sum"});
+  AcquireResult a = Acquire(w, 2);
+  Ok(ReportOne(w, Succeeded(a.subtasks[0].lease(), "r0")));
+  TaskTransition end;
+  end.task_id = t.id();
+  end.event = TaskEvent::kAllSucceeded;
+  end.then_finalize = true;
+  end.outcome = Outcome::kSucceeded;
+  end.reason = "all subtasks succeeded";
+  end.result_json = R"({"sum":190})";
+  const size_t rows = History(t.id(), -1).size();
+  auto early = store().TransitionTask(end, kNow + 1);
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition) << early.status();
+  EXPECT_EQ(Get(t.id()).state(), pb::RUNNING) << "a refused write changed the task";
+  EXPECT_EQ(History(t.id(), -1).size(), rows);
+
+  Ok(ReportOne(w, Succeeded(a.subtasks[1].lease(), "r1")));
+  pb::Task done = Ok(store().TransitionTask(end, kNow + 2));
+  EXPECT_EQ(done.state(), pb::TERMINATED);
+  EXPECT_EQ(done.outcome(), pb::SUCCEEDED);
+  EXPECT_EQ(done.result_json(), R"({"sum":190})");
+  EXPECT_EQ(done.reason(), "all subtasks succeeded");
+  auto h = History(t.id(), -1);
+  ASSERT_EQ(h.size(), rows + 2);
+  EXPECT_EQ(h[rows].event(), "AllSucceeded");
+  EXPECT_EQ(h[rows].to(), pb::TERMINATING);
+  EXPECT_EQ(h[rows + 1].event(), "Finalized");
+  EXPECT_EQ(h[rows + 1].from(), pb::TERMINATING);
+  EXPECT_EQ(h[rows + 1].to(), pb::TERMINATED);
+
+  TaskTransition wrong;
+  wrong.task_id = t.id();
+  wrong.event = TaskEvent::kCancelRequested;
+  wrong.then_finalize = true;
+  EXPECT_EQ(store().TransitionTask(wrong, kNow + 3).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // ------------------------------------------------------------------- retry
