@@ -1,11 +1,15 @@
 // The Hub wakes long polls (Acquire, WaitTask, WatchTasks) when the store
-// changes. It is a counter ("generation") bumped after every committed write,
-// and a set of waiters, each woken by the next bump or by its deadline.
+// changes, and only those a change concerns: a waiter states its interest —
+// one task, new work to lease, or anything — and a writer says which task it
+// changed and whether that may have made work to lease. With hundreds of
+// reconcilers parked on their own tasks, a commit wakes one of them, not all.
 //
-// A waiter passes the generation it read before it looked at the store; if a
-// bump happened since, it is woken at once, so no change can slip between the
-// look and the wait. Waiters are woken on the hub's own thread and must not
-// block there (they post their work elsewhere).
+// Each interest has a generation (a sum of monotonic counters). A waiter
+// reads it before it looks at the store and passes it to Wait(); if it moved
+// since, the waiter is woken at once, so no change slips between the look
+// and the wait. Tasks share 4096 counters by hash: a collision costs a
+// spurious wake-up, never a missed one. Waiters are woken on the hub's own
+// thread and must not block there (they post their work elsewhere).
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -13,8 +17,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace orchard::server {
+
+// What a waiter waits for.
+struct Interest {
+  enum Kind { kAny, kWork, kTask };
+  Kind kind = kAny;
+  std::string task_id;  // with kTask
+
+  static Interest Any() { return {kAny, {}}; }
+  static Interest Work() { return {kWork, {}}; }
+  static Interest Task(std::string id) { return {kTask, std::move(id)}; }
+};
 
 class Hub {
  public:
@@ -23,13 +39,19 @@ class Hub {
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
-  uint64_t generation() const;
-  // After a committed write: wakes every waiter.
+  uint64_t generation(const Interest& interest) const;
+  // After a committed write whose reach is unknown (expiries, workers
+  // joining or leaving, shutdown): wakes every waiter.
   void Notify();
-  // Calls `wake(true)` after the next Notify() past `seen_generation` (at
-  // once if one already happened), or `wake(false)` at `deadline_ms` (system
-  // clock). Called exactly once, on the hub's thread.
-  void Wait(uint64_t seen_generation, int64_t deadline_ms, std::function<void(bool)> wake);
+  // After a committed write to one task: wakes that task's waiters, the
+  // kAny ones, and, when `new_work`, the kWork ones (something may be
+  // leasable now: a new task, a plan, a retry, a freed lease or slot).
+  void NotifyTask(const std::string& task_id, bool new_work);
+  // Calls `wake(true)` after the next notification for `interest` past
+  // `seen_generation` (at once if one already happened), or `wake(false)` at
+  // `deadline_ms` (system clock). Called exactly once, on the hub's thread.
+  void Wait(const Interest& interest, uint64_t seen_generation, int64_t deadline_ms,
+            std::function<void(bool)> wake);
   // Calls `fn` on the hub's thread after `delay_ms`.
   void After(int64_t delay_ms, std::function<void()> fn);
 

@@ -1,8 +1,13 @@
 // RPC metrics by interception; see interceptor.h.
 #include "server/interceptor.h"
 
+#include <cctype>
 #include <chrono>
+#include <mutex>
 #include <string>
+
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
 
 namespace orchard::server {
 
@@ -34,6 +39,59 @@ const char* CodeName(grpc::StatusCode code) {
   return "UNKNOWN";
 }
 
+// The string field whose invalid UTF-8 made the last parse on this thread
+// fail, as protobuf logged it ("orchard.v1.TaskSpec.kind"); empty if none.
+thread_local std::string t_bad_utf8_field;
+
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  static constexpr std::string_view kPrefix = "String field '";
+  if (message.rfind(kPrefix, 0) == 0 && message.find("invalid UTF-8") != std::string::npos &&
+      message.find("parsing") != std::string::npos) {
+    const size_t end = message.find('\'', kPrefix.size());
+    if (end != std::string::npos) {
+      t_bad_utf8_field = message.substr(kPrefix.size(), end - kPrefix.size());
+      return;  // answered to the client, naming the field; not worth a log line
+    }
+  }
+  if (level >= google::protobuf::LOGLEVEL_ERROR) {
+    spdlog::error("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::warn("protobuf {}:{}: {}", file, line, message);
+  }
+}
+
+// "orchard.v1.TaskSpec.LabelsEntry.value" -> "TaskSpec.labels.value".
+std::string FieldPath(std::string full) {
+  constexpr std::string_view kPackage = "orchard.v1.";
+  if (full.rfind(kPackage, 0) == 0) full.erase(0, kPackage.size());
+  std::string out;
+  size_t start = 0;
+  while (start <= full.size()) {
+    size_t dot = full.find('.', start);
+    std::string part = full.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    constexpr std::string_view kEntry = "Entry";
+    if (part.size() > kEntry.size() && part.compare(part.size() - kEntry.size(), kEntry.size(),
+                                                    kEntry) == 0) {
+      std::string snake;
+      for (char c : part.substr(0, part.size() - kEntry.size())) {
+        if (std::isupper(static_cast<unsigned char>(c))) {
+          if (!snake.empty()) snake += '_';
+          snake += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        } else {
+          snake += c;
+        }
+      }
+      part = snake;
+    }
+    if (!out.empty()) out += '.';
+    out += part;
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(ServerMetrics* metrics, std::string method)
@@ -42,6 +100,24 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    // A request protobuf could not parse never reaches the service, and
+    // gRPC would answer UNIMPLEMENTED with no message. When the cause was a
+    // string field with invalid UTF-8 (proto3 refuses those), say which.
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_RECV_MESSAGE)) {
+      t_bad_utf8_field.clear();
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      unparsed_ = true;
+      bad_field_ = std::move(t_bad_utf8_field);
+      t_bad_utf8_field.clear();
+    }
+    if (unparsed_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      methods->ModifySendStatus(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          bad_field_.empty() ? std::string("request: not a valid protobuf message")
+                             : FieldPath(bad_field_) + ": not valid UTF-8"));
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -57,6 +133,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   ServerMetrics* metrics_;
   std::string method_;
   std::chrono::steady_clock::time_point start_;
+  bool unparsed_ = false;
+  std::string bad_field_;
 };
 
 }  // namespace
@@ -78,6 +156,8 @@ grpc::experimental::Interceptor* MetricsInterceptorFactory::CreateServerIntercep
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
 MetricsInterceptors(ServerMetrics* metrics) {
+  static std::once_flag once;
+  std::call_once(once, [] { google::protobuf::SetLogHandler(&ProtobufLog); });
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> out;
   out.push_back(std::make_unique<MetricsInterceptorFactory>(metrics));
   return out;

@@ -5,6 +5,12 @@
 // service code stays free of metrics. Registered on the ServerBuilder in
 // server/main.cc.
 //
+// It also names the field when a request is refused because protobuf could
+// not parse it: proto3 string fields must hold UTF-8, and gRPC would answer
+// UNIMPLEMENTED with no message; this answers INVALID_ARGUMENT
+// "TaskSpec.kind: not valid UTF-8". The field comes from protobuf's own log
+// line, caught on the parsing thread by the log handler installed here.
+//
 // Thread-safety: gRPC creates one interceptor per call and drives it from
 // its threads; ServerMetrics is thread-safe.
 #pragma once

@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include <boost/asio/post.hpp>
 #include <fmt/ranges.h>
@@ -32,7 +33,13 @@ namespace {
 
 constexpr uint32_t kMaxSubtasksPerAcquire = 1000;
 constexpr uint32_t kMaxTasksPerAcquire = 100;
-constexpr int64_t kWatchMinIntervalMs = 20;
+// Each watch polls the store only after a change, at most 50 times a second
+// on average, with a burst of 8 so a short task's few quick changes are not
+// delayed.
+constexpr double kWatchPollIntervalMs = 20;
+constexpr double kWatchPollBurst = 8;
+// Changed tasks read per poll: 500 x 50 polls/s keeps up with a busy server.
+constexpr uint32_t kWatchPageSize = 500;
 constexpr int64_t kLiveKindsCacheMs = 500;
 
 absl::StatusOr<std::vector<State>> ParseStates(
@@ -65,6 +72,37 @@ struct Services::Impl {
   std::mutex kinds_mu;
   std::set<std::string> live_kinds;
   int64_t live_kinds_at = 0;
+
+  // When each worker was last heard from (register, heartbeat, acquire,
+  // report), in this process's memory only. A long poll parked before its
+  // worker froze must not hand that worker leases: by the time work frees up
+  // (its own leases expiring, say) it has been silent for longer than two
+  // heartbeat intervals, and the poll returns empty instead.
+  std::mutex contact_mu;
+  std::unordered_map<std::string, int64_t> last_contact;
+
+  int64_t HeartbeatIntervalMs() const { return std::max<int64_t>(options.lease_ttl_ms / 3, 50); }
+
+  void Heard(const std::string& worker_id) {
+    int64_t now = clock->NowMs();
+    std::lock_guard lock(contact_mu);
+    last_contact[worker_id] = now;
+  }
+  void Forget(const std::string& worker_id) {
+    std::lock_guard lock(contact_mu);
+    last_contact.erase(worker_id);
+  }
+  // True when the worker was heard from neither since `since_ms` nor within
+  // two heartbeat intervals of now.
+  bool Silent(const std::string& worker_id, int64_t since_ms, int64_t now_ms) {
+    int64_t heard = since_ms;
+    {
+      std::lock_guard lock(contact_mu);
+      auto it = last_contact.find(worker_id);
+      if (it != last_contact.end()) heard = std::max(heard, it->second);
+    }
+    return now_ms - heard > 2 * HeartbeatIntervalMs();
+  }
 
   template <typename Fn>
   void Post(Fn fn) {
@@ -118,7 +156,7 @@ struct Services::Impl {
         auto r = impl_->store->CreateTask(*spec, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
         if (r->created) {
-          impl_->hub->Notify();
+          impl_->hub->NotifyTask(r->task.id(), /*new_work=*/true);
           spdlog::info("task {} submitted: kind={} range=[{},{}) request_id='{}'", r->task.id(),
                        spec->kind(), spec->begin(), spec->end(), spec->request_id());
         }
@@ -195,7 +233,7 @@ struct Services::Impl {
         t.reason = req->reason().empty() ? "cancelled by client" : req->reason();
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->Notify();  // the store's commit observer logs the transition
+        impl_->hub->NotifyTask(req->id(), /*new_work=*/true);  // the commit observer logs it
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -212,7 +250,7 @@ struct Services::Impl {
         t.reason = "retry requested by client";
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->Notify();
+        impl_->hub->NotifyTask(req->id(), /*new_work=*/true);
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -315,7 +353,8 @@ struct Services::Impl {
                      req->slots(), fmt::join(kinds, ","));
         resp->set_worker_id(*id);
         resp->set_lease_ttl_ms(impl_->options.lease_ttl_ms);
-        resp->set_heartbeat_interval_ms(std::max<int64_t>(impl_->options.lease_ttl_ms / 3, 50));
+        resp->set_heartbeat_interval_ms(impl_->HeartbeatIntervalMs());
+        impl_->Heard(*id);
         {
           std::lock_guard lock(impl_->kinds_mu);
           impl_->live_kinds_at = 0;  // a new worker may run kinds that were waiting
@@ -336,6 +375,7 @@ struct Services::Impl {
           return absl::OkStatus();
         }
         if (!r.ok()) return r.status();
+        impl_->Heard(req->worker_id());
         for (auto& l : r->lost) *resp->add_lost() = std::move(l);
         for (auto& l : r->stop) *resp->add_stop() = std::move(l);
         resp->set_lease_expire_ms(r->lease_expire_ms);
@@ -358,8 +398,8 @@ struct Services::Impl {
       auto call = std::make_shared<LongPoll>();
       call->reactor = ctx->DefaultReactor();
       call->ctx = ctx;
-      call->deadline =
-          impl_->clock->NowMs() + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
+      call->started = impl_->clock->NowMs();
+      call->deadline = call->started + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
       impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
       return call->reactor;
     }
@@ -406,11 +446,16 @@ struct Services::Impl {
         std::vector<pb::SubtaskReport> reports(req->reports().begin(), req->reports().end());
         auto r = impl_->store->Report(req->worker_id(), reports, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
+        impl_->Heard(req->worker_id());
         for (const auto& s : *r) {
           resp->add_codes(static_cast<int>(s.code()));
           resp->add_messages(std::string(s.message()));
         }
-        impl_->hub->Notify();
+        // A finished slice may free a parallelism slot, a failed one comes
+        // back for a retry: new work either way.
+        std::set<std::string_view> changed;
+        for (const auto& r : req->reports()) changed.insert(r.lease().task_id());
+        for (auto id : changed) impl_->hub->NotifyTask(std::string(id), /*new_work=*/true);
         return absl::OkStatus();
       });
     }
@@ -438,6 +483,11 @@ struct Services::Impl {
                                       Cat("result_json: not JSON, or over ", kMaxResultBytes,
                                           " bytes")));
       }
+      if (req->then_finalize() && *event != lifecycle::TaskEvent::kAllSucceeded) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      Cat("then_finalize: only with AllSucceeded, not ",
+                                          req->event())));
+      }
       auto t = std::make_shared<store::TaskTransition>();
       t->task_id = req->task_id();
       t->actor = req->worker_id();
@@ -448,6 +498,7 @@ struct Services::Impl {
       t->reason = req->reason();
       t->outcome = static_cast<Outcome>(req->outcome());
       t->result_json = req->result_json();
+      t->then_finalize = req->then_finalize();
       if (*event == lifecycle::TaskEvent::kPlanned &&
           (req->plan().uniform() || req->plan().bounds_size() > 0)) {
         t->plan = req->plan();
@@ -455,7 +506,7 @@ struct Services::Impl {
       return impl_->Unary(ctx, [this, t, resp]() -> absl::Status {
         auto r = impl_->store->TransitionTask(*t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->Notify();
+        impl_->hub->NotifyTask(t->task_id, t->event == lifecycle::TaskEvent::kPlanned);
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -472,7 +523,7 @@ struct Services::Impl {
         if (!r.ok()) return r.status();
         resp->set_stopped(r->stopped);
         resp->set_terminating(r->terminating);
-        impl_->hub->Notify();
+        impl_->hub->NotifyTask(req->task_id(), /*new_work=*/false);
         return absl::OkStatus();
       });
     }
@@ -484,8 +535,8 @@ struct Services::Impl {
       auto call = std::make_shared<LongPoll>();
       call->reactor = ctx->DefaultReactor();
       call->ctx = ctx;
-      call->deadline =
-          impl_->clock->NowMs() + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
+      call->started = impl_->clock->NowMs();
+      call->deadline = call->started + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
       impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
       return call->reactor;
     }
@@ -497,7 +548,7 @@ struct Services::Impl {
       if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
       return impl_->Unary(ctx, [this, req]() -> absl::Status {
         auto s = impl_->store->ReleaseTask(req->worker_id(), req->task_id(), req->epoch());
-        if (s.ok()) impl_->hub->Notify();
+        if (s.ok()) impl_->hub->NotifyTask(req->task_id(), /*new_work=*/true);
         return s;
       });
     }
@@ -508,6 +559,7 @@ struct Services::Impl {
       if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
       return impl_->Unary(ctx, [this, req]() -> absl::Status {
         auto s = impl_->store->DeregisterWorker(req->worker_id(), impl_->clock->NowMs());
+        impl_->Forget(req->worker_id());
         if (s.ok()) {
           spdlog::info("worker {} deregistered", req->worker_id());
           impl_->hub->Notify();
@@ -520,14 +572,21 @@ struct Services::Impl {
     struct LongPoll {
       grpc::ServerUnaryReactor* reactor = nullptr;
       grpc::CallbackServerContext* ctx = nullptr;
+      int64_t started = 0;
       int64_t deadline = 0;
     };
 
     // One look at the store for work; parks on the hub when there is none.
     void AcquireOnce(std::shared_ptr<LongPoll> call, const pb::AcquireRequest* req,
                      pb::AcquireResponse* resp) {
-      uint64_t seen = impl_->hub->generation();
+      uint64_t seen = impl_->hub->generation(Interest::Work());
       int64_t now = impl_->clock->NowMs();
+      if (impl_->Silent(req->worker_id(), call->started, now)) {
+        spdlog::info("worker {} silent for over {} ms: its parked acquire returns empty",
+                     req->worker_id(), 2 * impl_->HeartbeatIntervalMs());
+        call->reactor->Finish(grpc::Status::OK);
+        return;
+      }
       auto r = impl_->store->Acquire(req->worker_id(), req->max_subtasks(), req->max_tasks(), now,
                                      impl_->options.lease_ttl_ms);
       if (!r.ok()) {
@@ -543,14 +602,15 @@ struct Services::Impl {
       }
       int64_t wake_at = call->deadline;
       if (r->next_ready_ms > 0) wake_at = std::min(wake_at, r->next_ready_ms);
-      impl_->hub->Wait(seen, wake_at, [this, call, req, resp](bool) {
+      impl_->hub->Wait(Interest::Work(), seen, wake_at, [this, call, req, resp](bool) {
         impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
       });
     }
 
     void WaitTaskOnce(std::shared_ptr<LongPoll> call, const pb::WaitTaskRequest* req,
                       pb::Task* resp) {
-      uint64_t seen = impl_->hub->generation();
+      const Interest interest = Interest::Task(req->task_id());
+      uint64_t seen = impl_->hub->generation(interest);
       int64_t now = impl_->clock->NowMs();
       auto t = impl_->store->GetTask(req->task_id());
       if (!t.ok()) {
@@ -567,7 +627,7 @@ struct Services::Impl {
         call->reactor->Finish(grpc::Status::OK);
         return;
       }
-      impl_->hub->Wait(seen, call->deadline, [this, call, req, resp](bool) {
+      impl_->hub->Wait(interest, seen, call->deadline, [this, call, req, resp](bool) {
         impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
       });
     }
@@ -583,8 +643,9 @@ struct Services::Impl {
 
 namespace {
 
-// Streams tasks as they change: level-triggered snapshots, at most one poll of
-// the store every kWatchMinIntervalMs, resumable from a revision. Lifetime:
+// Streams tasks as they change: level-triggered snapshots, store polls paced
+// by a token bucket (kWatchPollIntervalMs, kWatchPollBurst), resumable from a
+// revision. Lifetime:
 // owned by `self` until OnDone(), and by every pending callback.
 class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksResponse> {
  public:
@@ -599,6 +660,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
         annotate_(std::move(annotate)),
         stopping_(stopping),
         task_id_(req.task_id()),
+        interest_(task_id_.empty() ? Interest::Any() : Interest::Task(task_id_)),
         after_(req.after_revision()) {}
 
   void Start(std::shared_ptr<WatchReactor> self) {
@@ -618,7 +680,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
 
   void OnCancel() override {
     cancelled_ = true;
-    hub_->Notify();  // wake the parked poll so it can finish
+    // Wakes the parked poll so it can finish (and the kAny waiters, and
+    // this task's: a spurious look at the store for them).
+    hub_->NotifyTask(task_id_, /*new_work=*/false);
   }
 
   void OnDone() override {
@@ -632,8 +696,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
       FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
       return;
     }
-    uint64_t seen = hub_->generation();
-    last_poll_ms_ = clock_->NowMs();
+    seen_ = hub_->generation(interest_);
+    Refill();
+    tokens_ = std::max(0.0, tokens_ - 1);
     if (first && !task_id_.empty()) {
       auto t = store_->GetTask(task_id_);
       if (!t.ok()) {
@@ -641,21 +706,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
         return;
       }
     }
-    auto tasks = store_->TasksChangedAfter(after_, task_id_, 100);
+    auto tasks = store_->TasksChangedAfter(after_, task_id_, kWatchPageSize);
     if (!tasks.ok()) {
       FinishOnce(ToGrpc(tasks.status()));
       return;
     }
+    more_ = tasks->size() >= kWatchPageSize;
     if (tasks->empty()) {
-      std::shared_ptr<WatchReactor> self;
-      {
-        std::lock_guard lock(mu_);
-        self = self_;
-      }
-      if (!self) return;
-      hub_->Wait(seen, clock_->NowMs() + 30'000, [self](bool) {
-        self->post_([self] { self->PollThrottled(); });
-      });
+      Park();
       return;
     }
     for (auto& t : *tasks) {
@@ -665,9 +723,32 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
     WriteNextOrPoll();
   }
 
+  void Refill() {
+    int64_t now = clock_->NowMs();
+    if (refilled_ms_ > 0) {
+      tokens_ = std::min(kWatchPollBurst,
+                         tokens_ + static_cast<double>(now - refilled_ms_) / kWatchPollIntervalMs);
+    }
+    refilled_ms_ = now;
+  }
+
+  // Waits for the next change past the last poll (at once if one came since).
+  void Park() {
+    std::shared_ptr<WatchReactor> self;
+    {
+      std::lock_guard lock(mu_);
+      self = self_;
+    }
+    if (!self) return;
+    hub_->Wait(interest_, seen_, clock_->NowMs() + 30'000, [self](bool) {
+      self->post_([self] { self->PollThrottled(); });
+    });
+  }
+
   void PollThrottled() {
-    int64_t wait = last_poll_ms_ + kWatchMinIntervalMs - clock_->NowMs();
-    if (wait <= 0 || cancelled_) {
+    Refill();
+    int64_t wait = static_cast<int64_t>((1 - tokens_) * kWatchPollIntervalMs + 0.999);
+    if (tokens_ >= 1 || cancelled_) {
       Poll(false);
       return;
     }
@@ -686,7 +767,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
         FinishOnce(grpc::Status::OK);
         return;
       }
-      PollThrottled();
+      // A full page may have more behind it; otherwise only a change can.
+      if (more_) {
+        PollThrottled();
+      } else {
+        Park();
+      }
       return;
     }
     response_.Clear();
@@ -713,6 +799,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
   std::function<void(pb::Task&)> annotate_;
   std::atomic<bool>* stopping_;
   const std::string task_id_;
+  const Interest interest_;
   uint64_t after_;
   std::atomic<bool> cancelled_{false};
 
@@ -720,7 +807,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
   std::deque<pb::Task> queue_;
   pb::WatchTasksResponse response_;
   bool last_terminal_ = false;
-  int64_t last_poll_ms_ = 0;
+  uint64_t seen_ = 0;   // the hub's generation read before the last poll
+  bool more_ = false;   // the last poll filled its page
+  double tokens_ = kWatchPollBurst;
+  int64_t refilled_ms_ = 0;
 
   std::mutex mu_;
   bool finished_ = false;

@@ -120,5 +120,49 @@ TEST_F(ZombieWorkerTest, LateCompletionsAreRefusedAndTheZombieGoesBackToWork) {
   Summary("late completions by a SIGSTOPped zombie", static_cast<int>(held.size()), fenced);
 }
 
+
+// This test verifies that a worker frozen while its Acquire long polls are
+// parked on the server gets no lease when work turns up later: the server
+// has not heard from it for over two heartbeat intervals, so its parked
+// polls return empty, and a live worker runs everything.
+TEST_F(ZombieWorkerTest, ParkedPollsOfAFrozenWorkerHandOutNoLeases) {
+  StartServer({.lease_ttl = "1s"});
+  StartWorker("frozen", 4);
+  const std::string frozen_id = WaitWorkerId("frozen");
+  worker("frozen").Stop();  // its two acquire loops stay parked on the server
+  WaitFor(
+      [&](std::string& observed) {
+        for (const auto& w : Workers()) {
+          if (Str(w, "id") == frozen_id) {
+            observed = w.dump();
+            return !w["alive"].get<bool>();
+          }
+        }
+        observed = "not listed";
+        return false;
+      },
+      30s, "the server to see the frozen worker as dead");
+
+  StartWorker("live", 2);
+  const std::string live_id = WaitWorkerId("live");
+  const std::string id = Str(Submit({"--kind", "sum", "--range", "0:1000", "--subtasks", "8"}),
+                             "id");
+  const json done = WaitTaskEnded(id, 30s);
+  EXPECT_EQ(done["result"], (json{{"sum", SumOf(0, 1000)}})) << done.dump();
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM history WHERE task_id = '" + id +
+                     "' AND event = 'Leased' AND actor = '" + frozen_id + "'"),
+            0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM history WHERE task_id = '" + id +
+                     "' AND event = 'Leased' AND actor = '" + live_id + "'"),
+            8);
+  // The parked polls were there and were turned away, not merely late.
+  const auto refused = LinesWith(server().stderr_path(), frozen_id + " silent for over");
+  EXPECT_FALSE(refused.empty()) << "no parked poll of " << frozen_id << " was turned away";
+
+  worker("frozen").Continue();
+  ExpectInvariantsHold();
+  Summary("parked polls of a SIGSTOPped worker", 1, refused.empty() ? 0 : 1);
+}
+
 }  // namespace
 }  // namespace orchard::it

@@ -1,0 +1,94 @@
+// The Hub wakes a long poll when a change concerns it, and only then: a
+// reconciler parked on its task sleeps through other tasks' commits.
+#include "server/hub.h"
+
+#include <chrono>
+#include <future>
+
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+
+namespace orchard::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Parks a waiter for `interest` (seen = the current generation) with a
+// deadline `ms` from now; the future holds what it was woken with.
+std::future<bool> Park(Hub& hub, const Interest& interest, int64_t ms) {
+  auto done = std::make_shared<std::promise<bool>>();
+  auto f = done->get_future();
+  hub.Wait(interest, hub.generation(interest), SystemClock::Get()->NowMs() + ms,
+           [done](bool woken) { done->set_value(woken); });
+  return f;
+}
+
+TEST(HubTest, TaskWaiterIsWokenByItsTaskOnly) {
+  Hub hub;
+  auto mine = Park(hub, Interest::Task("t-1"), 60'000);
+  auto other = Park(hub, Interest::Task("t-2"), 300);
+  hub.NotifyTask("t-1", false);
+  ASSERT_EQ(mine.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(mine.get());
+  // t-2's waiter saw t-1's notification go by and timed out.
+  ASSERT_EQ(other.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(other.get());
+}
+
+TEST(HubTest, WorkWaiterIsWokenOnlyByNewWork) {
+  Hub hub;
+  auto quiet = Park(hub, Interest::Work(), 300);
+  hub.NotifyTask("t-1", /*new_work=*/false);
+  ASSERT_EQ(quiet.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(quiet.get());
+
+  auto woken = Park(hub, Interest::Work(), 60'000);
+  hub.NotifyTask("t-1", /*new_work=*/true);
+  ASSERT_EQ(woken.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(woken.get());
+}
+
+TEST(HubTest, AnyWaiterAndEveryWaiterWake) {
+  Hub hub;
+  auto any = Park(hub, Interest::Any(), 60'000);
+  hub.NotifyTask("t-9", false);
+  ASSERT_EQ(any.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(any.get());
+
+  auto task = Park(hub, Interest::Task("t-3"), 60'000);
+  auto work = Park(hub, Interest::Work(), 60'000);
+  hub.Notify();  // reach unknown: everyone looks again
+  ASSERT_EQ(task.wait_for(10s), std::future_status::ready);
+  ASSERT_EQ(work.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(task.get());
+  EXPECT_TRUE(work.get());
+}
+
+// A change between the waiter's look at the store and its Wait() is not
+// lost: a stale generation wakes it at once.
+TEST(HubTest, ChangeBeforeTheWaitWakesAtOnce) {
+  Hub hub;
+  const Interest t = Interest::Task("t-1");
+  uint64_t seen = hub.generation(t);
+  hub.NotifyTask("t-1", false);
+  std::promise<bool> done;
+  hub.Wait(t, seen, SystemClock::Get()->NowMs() + 60'000, [&](bool w) { done.set_value(w); });
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(f.get());
+}
+
+TEST(HubTest, ShutdownWakesEveryoneWithFalse) {
+  Hub hub;
+  auto task = Park(hub, Interest::Task("t-1"), 60'000);
+  auto work = Park(hub, Interest::Work(), 60'000);
+  hub.Shutdown();
+  ASSERT_EQ(task.wait_for(10s), std::future_status::ready);
+  ASSERT_EQ(work.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(task.get());
+  EXPECT_FALSE(work.get());
+}
+
+}  // namespace
+}  // namespace orchard::server
