@@ -459,6 +459,12 @@ void RunMany(const Options& o) {
     }
   });
   while (!watching) std::this_thread::yield();
+  auto cpu = [&c] {
+    std::vector<double> v{CpuSeconds(c.server().pid)};
+    for (const auto& w : c.workers()) v.push_back(CpuSeconds(w.pid));
+    return v;
+  };
+  const std::vector<double> cpu_before = cpu();
   std::atomic<int> next{0};
   std::vector<std::vector<std::string>> ids(clients);
   auto start = SteadyClock::now();
@@ -477,6 +483,12 @@ void RunMany(const Options& o) {
   double submit_secs = MsSince(start) / 1000.0;
   watcher.join();
   double secs = MsSince(start) / 1000.0;
+  const std::vector<double> cpu_after = cpu();
+  // Where the time went: CPU seconds per task of the server and the workers.
+  json cpu_ms_per_task = json::array();
+  for (size_t i = 0; i < cpu_after.size(); ++i) {
+    cpu_ms_per_task.push_back(1000.0 * (cpu_after[i] - cpu_before[i]) / total);
+  }
   // Not timed: every task ended with the exact result.
   for (auto& list : ids) {
     for (auto& id : list) CheckNoop(c.Get(id), 1, "many");
@@ -484,7 +496,8 @@ void RunMany(const Options& o) {
   Emit({{"workload", "many"}, {"tasks", total}, {"clients", clients},
         {"submit_seconds", submit_secs}, {"seconds", secs},
         {"submits_per_s", static_cast<int64_t>(total / submit_secs)},
-        {"tasks_per_s", static_cast<int64_t>(total / secs)}});
+        {"tasks_per_s", static_cast<int64_t>(total / secs)},
+        {"cpu_ms_per_task_server_workers", cpu_ms_per_task}});
 }
 
 void RunIdle(const Options& o) {
