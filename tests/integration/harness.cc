@@ -190,7 +190,7 @@ void Process::Signal(int sig) {
 
 void Process::Stop(Duration timeout) {
   Signal(SIGSTOP);
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = Clock::now() + Scaled(timeout);
   while (Clock::now() < deadline) {
     if (auto status = Poll(WNOHANG | WUNTRACED)) {
       if (WIFSTOPPED(*status)) return;
@@ -208,7 +208,7 @@ void Process::Stop(Duration timeout) {
 void Process::Continue() { Signal(SIGCONT); }
 
 std::optional<int> Process::WaitExit(Duration timeout) {
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = Clock::now() + Scaled(timeout);
   while (true) {
     Poll(WNOHANG);
     if (exit_code_) return exit_code_;
@@ -224,7 +224,23 @@ bool Process::Running() {
 
 // ------------------------------------------------------------------ helpers
 
+double TimeScale() {
+  static const double scale = [] {
+    const char* env = std::getenv("ORCHARD_TEST_TIME_SCALE");
+    if (env == nullptr) return 1.0;
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    return (end != env && v >= 1.0 && v <= 100.0) ? v : 1.0;
+  }();
+  return scale;
+}
+
+Duration Scaled(Duration d) {
+  return Duration(static_cast<Duration::rep>(static_cast<double>(d.count()) * TimeScale()));
+}
+
 void WaitFor(const Probe& probe, Duration timeout, std::string_view description) {
+  timeout = Scaled(timeout);
   const auto deadline = Clock::now() + timeout;
   std::string observed;
   while (true) {
@@ -383,7 +399,7 @@ Process& Cluster::StartServer(ServerOptions opts) {
 
   // The server writes "PORT\n" once it serves; a partial write shows as a
   // line without its newline, so wait for the newline.
-  const auto deadline = Clock::now() + 10s;
+  const auto deadline = Clock::now() + Scaled(10s);
   while (true) {
     const std::string text = ReadFile(port_file);
     if (!text.empty() && text.back() == '\n') {
@@ -406,7 +422,8 @@ Process& Cluster::StartServer(ServerOptions opts) {
     }
     if (Clock::now() >= deadline) {
       throw HarnessError(name + " did not write its port file " + port_file.string() +
-                         " within 10 s; stderr:\n" + TailFile(err, 20));
+                         " within " + std::to_string(Scaled(10s).count()) +
+                         " ms; stderr:\n" + TailFile(err, 20));
     }
     std::this_thread::sleep_for(20ms);
   }
@@ -493,7 +510,8 @@ CtlResult Cluster::Ctl(const std::vector<std::string>& args, Duration timeout) {
   const auto code = p->WaitExit(timeout);
   if (!code) {
     p->Kill();
-    throw HarnessError("orchardctl did not exit within " + std::to_string(timeout.count()) +
+    throw HarnessError("orchardctl did not exit within " +
+                       std::to_string(Scaled(timeout).count()) +
                        " ms: " + command + "\nstderr:\n" + TailFile(err_path, 20));
   }
   CtlResult r{*code, ReadFile(out_path), ReadFile(err_path), command};

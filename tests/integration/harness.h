@@ -98,15 +98,16 @@ class Process {
   // Cluster::CheckProcesses does not report it.
   void ExpectExit() { exit_expected_ = true; }
   bool exit_expected() const { return exit_expected_; }
-  // SIGSTOP, then waits (waitpid WUNTRACED) until the kernel reports the
-  // process stopped, so the caller knows it no longer runs any code.
+  // SIGSTOP, then waits (waitpid WUNTRACED, up to `timeout` times
+  // TimeScale()) until the kernel reports the process stopped, so the caller
+  // knows it no longer runs any code.
   void Stop(Duration timeout = 10s);
   // SIGCONT after Stop().
   void Continue();
 
-  // Waits up to `timeout` for the process to exit. Returns its exit code, or
-  // 128 + the signal number when a signal ended it (the shell convention);
-  // nullopt if it still runs at the deadline.
+  // Waits up to `timeout` (times TimeScale()) for the process to exit.
+  // Returns its exit code, or 128 + the signal number when a signal ended it
+  // (the shell convention); nullopt if it still runs at the deadline.
   std::optional<int> WaitExit(Duration timeout);
   // True until the process has exited (it is reaped on the way).
   bool Running();
@@ -136,9 +137,17 @@ struct CtlResult {
   std::string command;  // the command line, for failure messages
 };
 
-// Polls `probe` every 50 ms until it returns true; when `timeout` passes first,
-// throws HarnessError naming `description` and the last value the probe wrote
-// into `observed`. A probe that throws (orchardctl failing while a server
+// The factor every deadline of the harness is multiplied by: the environment
+// variable ORCHARD_TEST_TIME_SCALE (a number >= 1, e.g. 3 under the
+// sanitizers, which make the binaries several times slower), 1 when unset or
+// not a number >= 1. Deadlines stretch; nothing waits longer than it must.
+double TimeScale();
+// `d` multiplied by TimeScale().
+Duration Scaled(Duration d);
+
+// Polls `probe` every 50 ms until it returns true; when `timeout` (times
+// TimeScale()) passes first, throws HarnessError naming `description` and the
+// last value the probe wrote into `observed`. A probe that throws (orchardctl failing while a server
 // restarts, say) counts as "not yet", with the exception text as the observed
 // value; ProcessDied is the exception: it ends the wait at once.
 using Probe = std::function<bool(std::string& observed)>;
