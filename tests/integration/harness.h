@@ -175,7 +175,7 @@ json SubtaskAt(const json& subtasks, int64_t index);
 // Options of one orchard-server start.
 struct ServerOptions {
   uint16_t port = 0;              // 0: let the kernel choose
-  std::string lease_ttl = "2s";   // --lease-ttl
+  std::string lease_ttl = "2s";   // --lease-ttl (times TimeScale())
   std::vector<std::string> extra_args;
 };
 
