@@ -4,7 +4,7 @@
 #         integration tests (not the browser test, not the benchmark).
 #   tsan  TSan (-DORCHARD_TSAN=ON) in ./build-tsan: the concurrency tests of
 #         the server and the worker: the store's group commit from many
-#         threads (SqliteStore), the hub's (Hub, once it has tests), the
+#         threads (SqliteStore), the hub's long-poll wake-ups (HubTest), the
 #         worker's reconciler decisions, exec runner and handlers with their
 #         threads. Not the tests that go through gRPC: Debian's gRPC and Abseil
 #         are not built with TSan, so every hand-off through a completion
@@ -37,6 +37,16 @@ configure() {  # configure <dir> <cmake flags...>
   # run, and line tables are all a sanitizer's stack traces need.
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "$@" >/dev/null
+}
+
+# The targets of `$1` that the configured tree in build dir $2 defines (a
+# test another change adds later is built once it exists).
+defined() {
+  local out="" t
+  for t in $1; do
+    if ninja -C "$2" -t query "$t" >/dev/null 2>&1; then out="$out $t"; fi
+  done
+  echo "$out"
 }
 
 build() {  # build <dir> "<targets>" <cmake flags...>
@@ -77,6 +87,7 @@ run_tests() {
 ASAN_TARGETS="common_test sqlite_store_test validate_test invariants_test metrics_test
   http_test worker_test cli_format_test cli_watch_test orchard_integration_test
   orchard_bad_input_test"
+ASAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them
 TSAN_TARGETS="sqlite_store_test worker_test"
 TSAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them
 # Not run under a sanitizer (each runs in the normal suite):
@@ -91,7 +102,9 @@ SKIP='^(browser_dashboard|ServerRestartTest\.SumFinishesExactlyAfterServerKilled
 
 status=0
 if [ "$WHAT" = asan ] || [ "$WHAT" = all ]; then
-  build build-asan "$ASAN_TARGETS" -DORCHARD_SANITIZE=ON
+  configure build-asan -DORCHARD_SANITIZE=ON
+  build build-asan "$ASAN_TARGETS $(defined "$ASAN_OPTIONAL_TARGETS" build-asan)" \
+    -DORCHARD_SANITIZE=ON
   logs="$ROOT/build-asan/sanitizer-logs"
   # Leaks are checked at every clean exit (a process killed with SIGKILL by a
   # test leaves no report, by design). lsan.supp lists third-party leaks.
@@ -106,11 +119,8 @@ if [ "$WHAT" = asan ] || [ "$WHAT" = all ]; then
 fi
 if [ "$WHAT" = tsan ] || [ "$WHAT" = all ]; then
   configure build-tsan -DORCHARD_TSAN=ON
-  targets="$TSAN_TARGETS"
-  for t in $TSAN_OPTIONAL_TARGETS; do
-    if ninja -C build-tsan -t query "$t" >/dev/null 2>&1; then targets="$targets $t"; fi
-  done
-  build build-tsan "$targets" -DORCHARD_TSAN=ON
+  build build-tsan "$TSAN_TARGETS $(defined "$TSAN_OPTIONAL_TARGETS" build-tsan)" \
+    -DORCHARD_TSAN=ON
   logs="$ROOT/build-tsan/sanitizer-logs"
   # ignore_noninstrumented_modules: memory touched by memcpy/new/epoll calls
   # made inside the uninstrumented gRPC, Abseil and protobuf libraries is not
@@ -119,7 +129,7 @@ if [ "$WHAT" = tsan ] || [ "$WHAT" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:log_path=$logs/tsan:suppressions=$ROOT/deploy/tsan.supp:${TSAN_OPTIONS:-}"
   export ORCHARD_TEST_TIME_SCALE="${SCALE:-6}"
   # shellcheck disable=SC2086
-  run_tests build-tsan -R "${TSAN_TESTS:-^(SqliteStore|Hub|Decide|ExecTest|Handlers|CsvTest)\.}" \
+  run_tests build-tsan -R "${TSAN_TESTS:-^(SqliteStore|HubTest|Decide|ExecTest|Handlers|CsvTest)\.}" \
     ${TSAN_CTEST_ARGS:-} || status=1
 fi
 exit $status
