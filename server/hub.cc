@@ -85,13 +85,19 @@ struct Hub::Impl {
     if (home->empty() && !w->task_id.empty()) by_task.erase(w->task_id);
   }
 
-  void FireAll(Waiters& list) {
+  void FireAll(Waiters& list, bool woken) {
     Waiters taken;
     taken.swap(list);
     for (auto& w : taken) {
       w->home = nullptr;
-      Fire(w, true);
+      Fire(w, woken);
     }
+  }
+
+  void FireEveryTask(bool woken) {
+    auto tasks = std::move(by_task);
+    by_task.clear();
+    for (auto& [id, list] : tasks) FireAll(list, woken);
   }
 
   void Drain() {
@@ -105,12 +111,10 @@ struct Hub::Impl {
       ids.swap(pending_tasks);
       pending_everything = pending_work = false;
     }
-    FireAll(any_waiters);
-    if (all || work_changed) FireAll(work_waiters);
+    FireAll(any_waiters, true);
+    if (all || work_changed) FireAll(work_waiters, true);
     if (all) {
-      auto tasks = std::move(by_task);
-      by_task.clear();
-      for (auto& [id, list] : tasks) FireAll(list);
+      FireEveryTask(true);
       return;
     }
     for (const auto& id : ids) {
@@ -118,7 +122,7 @@ struct Hub::Impl {
       if (it == by_task.end()) continue;
       Waiters list = std::move(it->second);
       by_task.erase(it);
-      FireAll(list);
+      FireAll(list, true);
     }
   }
 
@@ -203,19 +207,9 @@ void Hub::After(int64_t delay_ms, std::function<void()> fn) {
 void Hub::Shutdown() {
   if (impl_->stopped.exchange(true)) return;
   asio::post(impl_->io, [impl = impl_.get()] {
-    auto fire_all = [impl](Impl::Waiters& list) {
-      Impl::Waiters taken;
-      taken.swap(list);
-      for (auto& w : taken) {
-        w->home = nullptr;
-        impl->Fire(w, false);
-      }
-    };
-    fire_all(impl->any_waiters);
-    fire_all(impl->work_waiters);
-    auto tasks = std::move(impl->by_task);
-    impl->by_task.clear();
-    for (auto& [id, list] : tasks) fire_all(list);
+    impl->FireAll(impl->any_waiters, false);
+    impl->FireAll(impl->work_waiters, false);
+    impl->FireEveryTask(false);
     impl->guard.reset();
     impl->io.stop();
   });

@@ -61,35 +61,33 @@ void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
   }
 }
 
-// "orchard.v1.TaskSpec.LabelsEntry.value" -> "TaskSpec.labels.value".
-std::string FieldPath(std::string full) {
-  constexpr std::string_view kPackage = "orchard.v1.";
-  if (full.rfind(kPackage, 0) == 0) full.erase(0, kPackage.size());
+// A map field's entry message is named after the field: "LabelsEntry" -> "labels".
+std::string MapFieldName(std::string_view entry) {
   std::string out;
-  size_t start = 0;
-  while (start <= full.size()) {
-    size_t dot = full.find('.', start);
-    std::string part = full.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    constexpr std::string_view kEntry = "Entry";
-    if (part.size() > kEntry.size() && part.compare(part.size() - kEntry.size(), kEntry.size(),
-                                                    kEntry) == 0) {
-      std::string snake;
-      for (char c : part.substr(0, part.size() - kEntry.size())) {
-        if (std::isupper(static_cast<unsigned char>(c))) {
-          if (!snake.empty()) snake += '_';
-          snake += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        } else {
-          snake += c;
-        }
-      }
-      part = snake;
+  for (char c : entry.substr(0, entry.size() - std::string_view("Entry").size())) {
+    if (std::isupper(static_cast<unsigned char>(c))) {
+      if (!out.empty()) out += '_';
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      out += c;
     }
-    if (!out.empty()) out += '.';
-    out += part;
-    if (dot == std::string::npos) break;
-    start = dot + 1;
   }
   return out;
+}
+
+// "orchard.v1.TaskSpec.LabelsEntry.value" -> "TaskSpec.labels.value".
+std::string FieldPath(std::string_view full) {
+  constexpr std::string_view kPackage = "orchard.v1.";
+  if (full.starts_with(kPackage)) full.remove_prefix(kPackage.size());
+  std::string out;
+  for (size_t start = 0;;) {
+    const size_t dot = full.find('.', start);
+    const std::string_view part = full.substr(start, dot - start);
+    if (!out.empty()) out += '.';
+    out += part.size() > 5 && part.ends_with("Entry") ? MapFieldName(part) : std::string(part);
+    if (dot == std::string_view::npos) return out;
+    start = dot + 1;
+  }
 }
 
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
@@ -103,9 +101,6 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
     // A request protobuf could not parse never reaches the service, and
     // gRPC would answer UNIMPLEMENTED with no message. When the cause was a
     // string field with invalid UTF-8 (proto3 refuses those), say which.
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_RECV_MESSAGE)) {
-      t_bad_utf8_field.clear();
-    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
         methods->GetRecvMessage() == nullptr) {
       unparsed_ = true;

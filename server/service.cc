@@ -395,11 +395,7 @@ struct Services::Impl {
         return impl_->Refuse(
             ctx, absl::InvalidArgumentError(Cat("max_tasks: at most ", kMaxTasksPerAcquire)));
       }
-      auto call = std::make_shared<LongPoll>();
-      call->reactor = ctx->DefaultReactor();
-      call->ctx = ctx;
-      call->started = impl_->clock->NowMs();
-      call->deadline = call->started + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
+      auto call = NewLongPoll(ctx, req->wait_ms());
       impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
       return call->reactor;
     }
@@ -532,11 +528,7 @@ struct Services::Impl {
                                        const pb::WaitTaskRequest* req, pb::Task* resp) override {
       if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
       if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
-      auto call = std::make_shared<LongPoll>();
-      call->reactor = ctx->DefaultReactor();
-      call->ctx = ctx;
-      call->started = impl_->clock->NowMs();
-      call->deadline = call->started + std::min(req->wait_ms(), impl_->options.max_acquire_wait_ms);
+      auto call = NewLongPoll(ctx, req->wait_ms());
       impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
       return call->reactor;
     }
@@ -575,6 +567,16 @@ struct Services::Impl {
       int64_t started = 0;
       int64_t deadline = 0;
     };
+
+    // A long poll held at most wait_ms (capped by the server), from now.
+    std::shared_ptr<LongPoll> NewLongPoll(grpc::CallbackServerContext* ctx, uint32_t wait_ms) {
+      auto call = std::make_shared<LongPoll>();
+      call->reactor = ctx->DefaultReactor();
+      call->ctx = ctx;
+      call->started = impl_->clock->NowMs();
+      call->deadline = call->started + std::min(wait_ms, impl_->options.max_acquire_wait_ms);
+      return call;
+    }
 
     // One look at the store for work; parks on the hub when there is none.
     void AcquireOnce(std::shared_ptr<LongPoll> call, const pb::AcquireRequest* req,
@@ -645,8 +647,8 @@ namespace {
 
 // Streams tasks as they change: level-triggered snapshots, store polls paced
 // by a token bucket (kWatchPollIntervalMs, kWatchPollBurst), resumable from a
-// revision. Lifetime:
-// owned by `self` until OnDone(), and by every pending callback.
+// revision. Lifetime: owned by `self` until OnDone(), and by every pending
+// callback.
 class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksResponse> {
  public:
   WatchReactor(store::Store* store, Hub* hub, const Clock* clock,
@@ -673,7 +675,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
       FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
       return;
     }
-    auto self = self_;
+    auto self = Self();
     if (!self) return;
     post_([self] { self->WriteNextOrPoll(); });
   }
@@ -732,13 +734,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
     refilled_ms_ = now;
   }
 
+  // The owning pointer for a callback; null once the call is done.
+  std::shared_ptr<WatchReactor> Self() {
+    std::lock_guard lock(mu_);
+    return self_;
+  }
+
   // Waits for the next change past the last poll (at once if one came since).
   void Park() {
-    std::shared_ptr<WatchReactor> self;
-    {
-      std::lock_guard lock(mu_);
-      self = self_;
-    }
+    std::shared_ptr<WatchReactor> self = Self();
     if (!self) return;
     hub_->Wait(interest_, seen_, clock_->NowMs() + 30'000, [self](bool) {
       self->post_([self] { self->PollThrottled(); });
@@ -747,17 +751,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
 
   void PollThrottled() {
     Refill();
-    int64_t wait = static_cast<int64_t>((1 - tokens_) * kWatchPollIntervalMs + 0.999);
     if (tokens_ >= 1 || cancelled_) {
       Poll(false);
       return;
     }
-    std::shared_ptr<WatchReactor> self;
-    {
-      std::lock_guard lock(mu_);
-      self = self_;
-    }
+    std::shared_ptr<WatchReactor> self = Self();
     if (!self) return;
+    int64_t wait = static_cast<int64_t>((1 - tokens_) * kWatchPollIntervalMs + 0.999);
     hub_->After(wait, [self] { self->post_([self] { self->Poll(false); }); });
   }
 

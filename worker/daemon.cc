@@ -709,8 +709,7 @@ struct Daemon::Impl {
       return it != tasks.end() && it->second == entry;
     };
     // A terminal task's lease ended with its last transition.
-    const bool terminal = task.state() == pb::ERROR || task.state() == pb::TERMINATED;
-    bool release = mine() && !worker_id.empty() && !terminal;
+    bool release = mine() && !worker_id.empty() && !IsTerminal(static_cast<State>(task.state()));
     if (release) {
       pb::ReleaseTaskRequest req;
       req.set_worker_id(worker_id);
