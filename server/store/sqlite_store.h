@@ -60,6 +60,8 @@ class SqliteStore final : public Store {
                                                    int64_t now_ms) override;
   absl::Status ReleaseTask(const std::string& worker_id, const std::string& task_id,
                            uint64_t epoch) override;
+  std::vector<absl::StatusOr<pb::Task>> TransitionTasks(const std::vector<TaskTransition>& ts,
+                                                        int64_t now_ms) override;
   absl::StatusOr<ExpireResult> ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) override;
   absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
                                                      int64_t alive_window_ms) override;

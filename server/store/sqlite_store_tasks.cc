@@ -240,165 +240,197 @@ absl::StatusOr<SubmitResult> SqliteStore::CreateTask(const pb::TaskSpec& spec, i
   return out;
 }
 
-absl::StatusOr<pb::Task> SqliteStore::TransitionTask(const TaskTransition& first,
-                                                      int64_t now_ms) {
-  using lifecycle::TaskEvent;
-  pb::Task out;
-  STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
-    Connection& db = ctx.db;
-    // One transition of the task, checked and written with its history row.
-    auto apply = [&](const TaskTransition& t) -> absl::Status {
-      STORE_ASSIGN_OR_RETURN(TaskRow task, sqlite::LoadTaskRow(db, t.task_id));
-      if (t.expected_version != 0 && t.expected_version != task.version) {
-        return absl::AbortedError(Cat("task ", task.id, " changed: version ", task.version,
-                                      ", expected ", t.expected_version));
-      }
-      if (!t.lease_worker.empty()) {
-        STORE_RETURN_IF_ERROR(sqlite::CheckTaskLease(task, t.lease_worker, t.lease_epoch));
-      }
-      absl::StatusOr<State> to = lifecycle::NextTaskState(task.state, t.event);
-      if (!to.ok()) {
-        return absl::FailedPreconditionError(
-            Cat("task ", task.id, ": ", std::string(to.status().message())));
-      }
-      const std::string actor = t.actor.empty() ? std::string("client") : t.actor;
-      Outcome outcome = task.outcome;
-      std::string result_json = task.result_json;
-      std::string history_reason = t.reason;
-      uint32_t generation = task.generation;
-      int64_t finish_time_ms = task.finish_time_ms;
-      CounterDelta delta;
+namespace {
 
-      switch (t.event) {
-        case TaskEvent::kPlanned:
-          if (t.plan.has_value()) {
-            if (task.total > 0) {
-              return absl::FailedPreconditionError(
-                  Cat("task ", task.id, ": already has ", task.total,
-                      " subtasks; Planned with a plan needs a task without subtasks"));
-            }
-            STORE_ASSIGN_OR_RETURN(pb::TaskSpec spec, LoadSpec(db, task.id));
-            STORE_ASSIGN_OR_RETURN(uint64_t n,
-                                   InsertSubtasks(db, task, spec, *t.plan, now_ms, delta));
-            history_reason = Cat("planned ", n, " subtasks", t.reason.empty() ? "" : "; ", t.reason);
-          } else if (task.total == 0) {
+// One task transition (and, with then_finalize, its Finalized) as one
+// write operation; `out` is the task as written.
+absl::Status ApplyTaskTransition(WriteCtx& ctx, const TaskTransition& first, int64_t now_ms,
+                                 pb::Task& out) {
+  using lifecycle::TaskEvent;
+  Connection& db = ctx.db;
+  // One transition of the task, checked and written with its history row.
+  auto apply = [&](const TaskTransition& t) -> absl::Status {
+    STORE_ASSIGN_OR_RETURN(TaskRow task, sqlite::LoadTaskRow(db, t.task_id));
+    if (t.expected_version != 0 && t.expected_version != task.version) {
+      return absl::AbortedError(Cat("task ", task.id, " changed: version ", task.version,
+                                    ", expected ", t.expected_version));
+    }
+    if (!t.lease_worker.empty()) {
+      STORE_RETURN_IF_ERROR(sqlite::CheckTaskLease(task, t.lease_worker, t.lease_epoch));
+    }
+    absl::StatusOr<State> to = lifecycle::NextTaskState(task.state, t.event);
+    if (!to.ok()) {
+      return absl::FailedPreconditionError(
+          Cat("task ", task.id, ": ", std::string(to.status().message())));
+    }
+    const std::string actor = t.actor.empty() ? std::string("client") : t.actor;
+    Outcome outcome = task.outcome;
+    std::string result_json = task.result_json;
+    std::string history_reason = t.reason;
+    uint32_t generation = task.generation;
+    int64_t finish_time_ms = task.finish_time_ms;
+    CounterDelta delta;
+
+    switch (t.event) {
+      case TaskEvent::kPlanned:
+        if (t.plan.has_value()) {
+          if (task.total > 0) {
             return absl::FailedPreconditionError(
-                Cat("task ", task.id,
-                    ": Planned without a plan needs existing subtasks (a "
-                    "retry), and the task has none"));
+                Cat("task ", task.id, ": already has ", task.total,
+                    " subtasks; Planned with a plan needs a task without subtasks"));
           }
-          break;
-        case TaskEvent::kInvalid:
-          outcome = Outcome::kFailed;
-          break;
-        case TaskEvent::kFinalized:
-        case TaskEvent::kFinalizedFailed:
-          if (task.running + task.terminating > 0) {
-            return absl::FailedPreconditionError(Cat("task ", task.id, ": cannot finalise while ",
-                                                     task.running, " running and ", task.terminating,
-                                                     " terminating subtasks remain"));
-          }
-          if (t.event == TaskEvent::kFinalizedFailed) {
-            if (t.outcome != Outcome::kNone && t.outcome != Outcome::kFailed) {
-              return absl::InvalidArgumentError(
-                  Cat("outcome: FinalizedFailed takes FAILED, not ", OutcomeName(t.outcome)));
-            }
-            outcome = Outcome::kFailed;
-          } else if (t.outcome == Outcome::kFailed) {
-            return absl::InvalidArgumentError(
-                "outcome: Finalized takes SUCCEEDED or CANCELLED (use FinalizedFailed)");
-          } else if (t.outcome == Outcome::kNone) {
-            // Not said: SUCCEEDED only when every subtask succeeded (a task
-            // cancelled before it was planned has none, and was cancelled).
-            outcome = task.total > 0 && task.succeeded == task.total ? Outcome::kSucceeded
-                                                                     : Outcome::kCancelled;
-          } else {
-            outcome = t.outcome;
-          }
-          result_json = t.result_json;
-          break;
-        case TaskEvent::kRetryRequested: {
-          generation = task.generation + 1;
+          STORE_ASSIGN_OR_RETURN(pb::TaskSpec spec, LoadSpec(db, task.id));
           STORE_ASSIGN_OR_RETURN(uint64_t n,
-                                 ResetFailedSubtasks(db, task, generation, actor, now_ms, delta));
-          history_reason = Cat("retrying ", n, " subtasks", t.reason.empty() ? "" : "; ", t.reason);
-          outcome = Outcome::kNone;
-          result_json.clear();
-          finish_time_ms = 0;
-          break;
+                                 InsertSubtasks(db, task, spec, *t.plan, now_ms, delta));
+          history_reason = Cat("planned ", n, " subtasks", t.reason.empty() ? "" : "; ", t.reason);
+        } else if (task.total == 0) {
+          return absl::FailedPreconditionError(
+              Cat("task ", task.id,
+                  ": Planned without a plan needs existing subtasks (a "
+                  "retry), and the task has none"));
         }
-        case TaskEvent::kCancelRequested:
-        case TaskEvent::kAllSucceeded:
-        case TaskEvent::kBudgetExceeded:
-        case TaskEvent::kDeadlineExceeded:
-          break;
-      }
-      const int64_t start_time_ms =
-          (*to == State::kRunning && task.start_time_ms == 0) ? now_ms : task.start_time_ms;
-      if (IsTerminal(*to)) finish_time_ms = now_ms;
-      const uint64_t version = task.version + 1;
-      {
-        STORE_ASSIGN_OR_RETURN(
-            Query q,
-            // A terminal task needs no reconciler: its lease ends with it, so
-            // the reconciler need not release it in another write.
-            db.Prepare("UPDATE tasks SET state = ?3, outcome = ?4, reason = ?5, result_json = ?6, "
-                       "version = ?7, revision = ?8, update_time_ms = ?9, start_time_ms = ?10, "
-                       "finish_time_ms = ?11, generation = ?12, "
-                       "lease_worker = CASE WHEN ?13 THEN '' ELSE lease_worker END, "
-                       "lease_expire_ms = CASE WHEN ?13 THEN 0 ELSE lease_expire_ms END "
-                       "WHERE id = ?1 AND version = ?2"));
-        q->BindText(1, task.id);
-        q->BindInt(2, task.version);
-        q->BindInt(3, static_cast<int>(*to));
-        q->BindInt(4, static_cast<int>(outcome));
-        q->BindText(5, t.reason);
-        q->BindText(6, result_json);
-        q->BindInt(7, version);
-        q->BindInt(8, ctx.revision);
-        q->BindInt(9, now_ms);
-        q->BindInt(10, start_time_ms);
-        q->BindInt(11, finish_time_ms);
-        q->BindInt(12, generation);
-        q->BindInt(13, IsTerminal(*to) ? 1 : 0);
-        STORE_RETURN_IF_ERROR(q->Run());
-        if (q->changes() != 1) {
-          return absl::AbortedError(
-              Cat("task ", task.id, " changed: expected version ", task.version));
+        break;
+      case TaskEvent::kInvalid:
+        outcome = Outcome::kFailed;
+        break;
+      case TaskEvent::kFinalized:
+      case TaskEvent::kFinalizedFailed:
+        if (task.running + task.terminating > 0) {
+          return absl::FailedPreconditionError(Cat("task ", task.id, ": cannot finalise while ",
+                                                   task.running, " running and ", task.terminating,
+                                                   " terminating subtasks remain"));
         }
+        if (t.event == TaskEvent::kFinalizedFailed) {
+          if (t.outcome != Outcome::kNone && t.outcome != Outcome::kFailed) {
+            return absl::InvalidArgumentError(
+                Cat("outcome: FinalizedFailed takes FAILED, not ", OutcomeName(t.outcome)));
+          }
+          outcome = Outcome::kFailed;
+        } else if (t.outcome == Outcome::kFailed) {
+          return absl::InvalidArgumentError(
+              "outcome: Finalized takes SUCCEEDED or CANCELLED (use FinalizedFailed)");
+        } else if (t.outcome == Outcome::kNone) {
+          // Not said: SUCCEEDED only when every subtask succeeded (a task
+          // cancelled before it was planned has none, and was cancelled).
+          outcome = task.total > 0 && task.succeeded == task.total ? Outcome::kSucceeded
+                                                                   : Outcome::kCancelled;
+        } else {
+          outcome = t.outcome;
+        }
+        result_json = t.result_json;
+        break;
+      case TaskEvent::kRetryRequested: {
+        generation = task.generation + 1;
+        STORE_ASSIGN_OR_RETURN(uint64_t n,
+                               ResetFailedSubtasks(db, task, generation, actor, now_ms, delta));
+        history_reason = Cat("retrying ", n, " subtasks", t.reason.empty() ? "" : "; ", t.reason);
+        outcome = Outcome::kNone;
+        result_json.clear();
+        finish_time_ms = 0;
+        break;
       }
-      STORE_RETURN_IF_ERROR(
-          sqlite::InsertHistory(db, sqlite::HistoryRow{.task_id = task.id,
-                                                       .subtask_index = -1,
-                                                       .from = static_cast<int>(task.state),
-                                                       .to = static_cast<int>(*to),
-                                                       .event = lifecycle::TaskEventName(t.event),
-                                                       .reason = history_reason,
-                                                       .actor = actor,
-                                                       .time_ms = now_ms,
-                                                       .version = version,
-                                                       .attempt = generation}));
-      STORE_RETURN_IF_ERROR(
-          sqlite::ApplyDeltas(db, sqlite::TaskDeltas{{task.id, delta}}, ctx.revision));
-      return absl::OkStatus();
-    };
-    if (first.then_finalize && first.event != TaskEvent::kAllSucceeded) {
-      return absl::InvalidArgumentError("then_finalize: only with AllSucceeded");
+      case TaskEvent::kCancelRequested:
+      case TaskEvent::kAllSucceeded:
+      case TaskEvent::kBudgetExceeded:
+      case TaskEvent::kDeadlineExceeded:
+        break;
     }
-    STORE_RETURN_IF_ERROR(apply(first));
-    if (first.then_finalize) {
-      // The same write carries the task on through Terminating (both rows
-      // in its history), under the Finalized guard: no subtask active.
-      TaskTransition next = first;
-      next.expected_version = 0;
-      next.event = TaskEvent::kFinalized;
-      next.plan.reset();
-      next.then_finalize = false;
-      STORE_RETURN_IF_ERROR(apply(next));
+    const int64_t start_time_ms =
+        (*to == State::kRunning && task.start_time_ms == 0) ? now_ms : task.start_time_ms;
+    if (IsTerminal(*to)) finish_time_ms = now_ms;
+    const uint64_t version = task.version + 1;
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Query q,
+          // A terminal task needs no reconciler: its lease ends with it, so
+          // the reconciler need not release it in another write.
+          db.Prepare("UPDATE tasks SET state = ?3, outcome = ?4, reason = ?5, result_json = ?6, "
+                     "version = ?7, revision = ?8, update_time_ms = ?9, start_time_ms = ?10, "
+                     "finish_time_ms = ?11, generation = ?12, "
+                     "lease_worker = CASE WHEN ?13 THEN '' ELSE lease_worker END, "
+                     "lease_expire_ms = CASE WHEN ?13 THEN 0 ELSE lease_expire_ms END "
+                     "WHERE id = ?1 AND version = ?2"));
+      q->BindText(1, task.id);
+      q->BindInt(2, task.version);
+      q->BindInt(3, static_cast<int>(*to));
+      q->BindInt(4, static_cast<int>(outcome));
+      q->BindText(5, t.reason);
+      q->BindText(6, result_json);
+      q->BindInt(7, version);
+      q->BindInt(8, ctx.revision);
+      q->BindInt(9, now_ms);
+      q->BindInt(10, start_time_ms);
+      q->BindInt(11, finish_time_ms);
+      q->BindInt(12, generation);
+      q->BindInt(13, IsTerminal(*to) ? 1 : 0);
+      STORE_RETURN_IF_ERROR(q->Run());
+      if (q->changes() != 1) {
+        return absl::AbortedError(
+            Cat("task ", task.id, " changed: expected version ", task.version));
+      }
     }
-    STORE_ASSIGN_OR_RETURN(out, sqlite::LoadTask(db, first.task_id));
+    STORE_RETURN_IF_ERROR(
+        sqlite::InsertHistory(db, sqlite::HistoryRow{.task_id = task.id,
+                                                     .subtask_index = -1,
+                                                     .from = static_cast<int>(task.state),
+                                                     .to = static_cast<int>(*to),
+                                                     .event = lifecycle::TaskEventName(t.event),
+                                                     .reason = history_reason,
+                                                     .actor = actor,
+                                                     .time_ms = now_ms,
+                                                     .version = version,
+                                                     .attempt = generation}));
+    STORE_RETURN_IF_ERROR(
+        sqlite::ApplyDeltas(db, sqlite::TaskDeltas{{task.id, delta}}, ctx.revision));
     return absl::OkStatus();
-  }));
+  };
+  if (first.then_finalize && first.event != TaskEvent::kAllSucceeded) {
+    return absl::InvalidArgumentError("then_finalize: only with AllSucceeded");
+  }
+  STORE_RETURN_IF_ERROR(apply(first));
+  if (first.then_finalize) {
+    // The same write carries the task on through Terminating (both rows
+    // in its history), under the Finalized guard: no subtask active.
+    TaskTransition next = first;
+    next.expected_version = 0;
+    next.event = TaskEvent::kFinalized;
+    next.plan.reset();
+    next.then_finalize = false;
+    STORE_RETURN_IF_ERROR(apply(next));
+  }
+  STORE_ASSIGN_OR_RETURN(out, sqlite::LoadTask(db, first.task_id));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<pb::Task> SqliteStore::TransitionTask(const TaskTransition& t, int64_t now_ms) {
+  pb::Task out;
+  STORE_RETURN_IF_ERROR(
+      Write([&](WriteCtx& ctx) { return ApplyTaskTransition(ctx, t, now_ms, out); }));
+  return out;
+}
+
+std::vector<absl::StatusOr<pb::Task>> SqliteStore::TransitionTasks(
+    const std::vector<TaskTransition>& ts, int64_t now_ms) {
+  std::vector<pb::Task> tasks(ts.size());
+  std::vector<sqlite::WriteOp> ops;
+  ops.reserve(ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) {
+    ops.push_back([&ts, &tasks, i, now_ms](WriteCtx& ctx) {
+      return ApplyTaskTransition(ctx, ts[i], now_ms, tasks[i]);
+    });
+  }
+  std::vector<absl::Status> done = writer_->RunAll(std::move(ops));
+  std::vector<absl::StatusOr<pb::Task>> out;
+  out.reserve(ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) {
+    if (done[i].ok()) {
+      out.emplace_back(std::move(tasks[i]));
+    } else {
+      out.emplace_back(std::move(done[i]));
+    }
+  }
   return out;
 }
 

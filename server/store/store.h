@@ -171,6 +171,17 @@ class Store {
   // Returns the task as written.
   virtual absl::StatusOr<pb::Task> TransitionTask(const TaskTransition& t, int64_t now_ms) = 0;
 
+  // Several transitions, each on its own as TransitionTask would apply it
+  // (one may fail while the others are written), sharing one commit where
+  // the store can. The default applies them one after the other.
+  virtual std::vector<absl::StatusOr<pb::Task>> TransitionTasks(
+      const std::vector<TaskTransition>& ts, int64_t now_ms) {
+    std::vector<absl::StatusOr<pb::Task>> out;
+    out.reserve(ts.size());
+    for (const auto& t : ts) out.push_back(TransitionTask(t, now_ms));
+    return out;
+  }
+
   // Terminating's side effect, idempotent: Preparing subtasks -> Terminated
   // (CancelRequested, outcome CANCELLED) and Running ones -> Terminating.
   // Requires the task to be Terminating and, when lease_worker is set, that

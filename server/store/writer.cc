@@ -197,6 +197,29 @@ absl::Status GroupCommitWriter::Run(WriteOp op) {
   return done.get();
 }
 
+std::vector<absl::Status> GroupCommitWriter::RunAll(std::vector<WriteOp> ops) {
+  std::vector<Pending> pending(ops.size());
+  std::vector<std::future<absl::Status>> done;
+  done.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    pending[i].op = std::move(ops[i]);
+    done.push_back(pending[i].done.get_future());
+  }
+  std::vector<absl::Status> out;
+  out.reserve(ops.size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      out.assign(ops.size(), absl::UnavailableError("store is closing"));
+      return out;
+    }
+    for (auto& p : pending) queue_.push_back(&p);
+  }
+  cv_.notify_one();
+  for (auto& f : done) out.push_back(f.get());
+  return out;
+}
+
 void GroupCommitWriter::Loop() {
   std::vector<Pending*> batch;
   batch.reserve(max_batch_);

@@ -72,6 +72,10 @@ class GroupCommitWriter {
   // Runs `op` in the next batch and blocks until that batch committed (OK or
   // the op's own error) or failed (UNAVAILABLE).
   absl::Status Run(WriteOp op);
+  // Runs every op of `ops` (each in its own savepoint, as Run would) in the
+  // next batches, queued together so that they share commits; blocks until
+  // all are done. Returns each op's status, in order.
+  std::vector<absl::Status> RunAll(std::vector<WriteOp> ops);
 
   // Test hook: the next `n` COMMITs fail (through SQLite's commit hook, so the
   // real rollback path runs).

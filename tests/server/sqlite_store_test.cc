@@ -880,6 +880,44 @@ TEST_F(SqliteStore, VersionConflictIsAborted) {
   EXPECT_EQ(Ok(store().TransitionTask(tr, kNow)).version(), 2u);
 }
 
+// This test verifies that a batch of transitions applies each on its own, in
+// order: the refused ones (a stale version, an edge the table lacks, an
+// unknown task) change nothing, the others are written with their history,
+// and the answers line up with the requests.
+TEST_F(SqliteStore, TransitionTasksAppliesEachOnItsOwn) {
+  pb::Task a = Submit(Spec("sum", 0, 10, 1));
+  pb::Task b = Submit(Spec("sum", 0, 10, 2));
+  pb::Task c = Submit(Spec("sum", 0, 10, 1));
+  const int64_t history = Count("SELECT count(*) FROM history");
+  std::vector<TaskTransition> ts(4);
+  ts[0].task_id = a.id();
+  ts[0].event = TaskEvent::kPlanned;
+  ts[0].plan.emplace();
+  ts[0].plan->set_uniform(true);
+  ts[1].task_id = b.id();
+  ts[1].expected_version = b.version() + 7;  // stale
+  ts[1].event = TaskEvent::kCancelRequested;
+  ts[2].task_id = c.id();
+  ts[2].event = TaskEvent::kFinalized;  // no such edge from Preparing
+  ts[3].task_id = "t-missing";
+  ts[3].event = TaskEvent::kCancelRequested;
+  std::vector<absl::StatusOr<pb::Task>> r = store().TransitionTasks(ts, kNow);
+  ASSERT_EQ(r.size(), 4u);
+  ASSERT_TRUE(r[0].ok()) << r[0].status();
+  EXPECT_EQ(r[0]->id(), a.id());
+  EXPECT_EQ(r[0]->state(), pb::RUNNING);
+  EXPECT_EQ(r[0]->counts().total(), 1u);
+  EXPECT_EQ(r[1].status().code(), absl::StatusCode::kAborted) << r[1].status();
+  EXPECT_EQ(r[2].status().code(), absl::StatusCode::kFailedPrecondition) << r[2].status();
+  EXPECT_EQ(r[3].status().code(), absl::StatusCode::kNotFound) << r[3].status();
+  EXPECT_EQ(Get(b.id()).version(), b.version());
+  EXPECT_EQ(Get(c.id()).state(), pb::PREPARING);
+  // The one written: its Planned row (new subtasks start without one).
+  EXPECT_EQ(Count("SELECT count(*) FROM history"), history + 1);
+  ExpectCountersMatchRows(a.id());
+  EXPECT_TRUE(store().TransitionTasks({}, kNow).empty());
+}
+
 // This test verifies that an edge the table does not have is refused and
 // writes nothing: no version, no revision, no history.
 TEST_F(SqliteStore, IllegalTransitionIsRefusedAndWritesNothing) {
