@@ -33,6 +33,9 @@ namespace {
 
 constexpr uint32_t kMaxSubtasksPerAcquire = 1000;
 constexpr uint32_t kMaxTasksPerAcquire = 100;
+constexpr int kMaxTransitionsPerCall = 1000;
+// The most results a WaitTask answer carries (WaitTaskRequest.results_up_to).
+constexpr uint32_t kMaxWaitResults = 10000;
 // Each watch polls the store only after a change, at most 50 times a second
 // on average, with a burst of 8 so a short task's few quick changes are not
 // delayed.
@@ -52,6 +55,48 @@ absl::StatusOr<std::vector<State>> ParseStates(
     out.push_back(static_cast<State>(s));
   }
   return out;
+}
+
+// A worker's transition request, checked; fields are named with `prefix`
+// ("transitions[3]." in a batch).
+absl::StatusOr<store::TaskTransition> ParseTransition(const pb::TransitionTaskRequest& req,
+                                                      const std::string& prefix) {
+  auto invalid = [&prefix](std::string_view field, std::string_view what) {
+    return absl::InvalidArgumentError(Cat(prefix, field, ": ", what));
+  };
+  if (auto s = ValidateId(req.worker_id(), prefix + "worker_id"); !s.ok()) return s;
+  if (auto s = ValidateId(req.task_id(), prefix + "task_id"); !s.ok()) return s;
+  auto event = lifecycle::ParseTaskEvent(req.event());
+  if (!event) return invalid("event", Cat("unknown task event '", req.event(), "'"));
+  if (req.outcome() < pb::OUTCOME_UNSPECIFIED || req.outcome() > pb::FAILED) {
+    return invalid("outcome", "unknown value");
+  }
+  if (req.reason().size() > kMaxMessageBytes) {
+    return invalid("reason", Cat("over ", kMaxMessageBytes, " bytes"));
+  }
+  if (req.result_json().size() > kMaxResultBytes ||
+      (!req.result_json().empty() && !nlohmann::json::accept(req.result_json()))) {
+    return invalid("result_json", Cat("not JSON, or over ", kMaxResultBytes, " bytes"));
+  }
+  if (req.then_finalize() && *event != lifecycle::TaskEvent::kAllSucceeded) {
+    return invalid("then_finalize", Cat("only with AllSucceeded, not ", req.event()));
+  }
+  store::TaskTransition t;
+  t.task_id = req.task_id();
+  t.actor = req.worker_id();
+  t.expected_version = req.expected_version();
+  t.lease_worker = req.worker_id();
+  t.lease_epoch = req.epoch();
+  t.event = *event;
+  t.reason = req.reason();
+  t.outcome = static_cast<Outcome>(req.outcome());
+  t.result_json = req.result_json();
+  t.then_finalize = req.then_finalize();
+  if (*event == lifecycle::TaskEvent::kPlanned &&
+      (req.plan().uniform() || req.plan().bounds_size() > 0)) {
+    t.plan = req.plan();
+  }
+  return t;
 }
 
 }  // namespace
@@ -459,51 +504,43 @@ struct Services::Impl {
     grpc::ServerUnaryReactor* TransitionTask(grpc::CallbackServerContext* ctx,
                                              const pb::TransitionTaskRequest* req,
                                              pb::Task* resp) override {
-      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
-      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
-      auto event = lifecycle::ParseTaskEvent(req->event());
-      if (!event) {
-        return impl_->Refuse(
-            ctx, absl::InvalidArgumentError(Cat("event: unknown task event '", req->event(), "'")));
-      }
-      if (req->outcome() < pb::OUTCOME_UNSPECIFIED || req->outcome() > pb::FAILED) {
-        return impl_->Refuse(ctx, absl::InvalidArgumentError("outcome: unknown value"));
-      }
-      if (req->reason().size() > kMaxMessageBytes) {
-        return impl_->Refuse(
-            ctx, absl::InvalidArgumentError(Cat("reason: over ", kMaxMessageBytes, " bytes")));
-      }
-      if (req->result_json().size() > kMaxResultBytes ||
-          (!req->result_json().empty() && !nlohmann::json::accept(req->result_json()))) {
-        return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                      Cat("result_json: not JSON, or over ", kMaxResultBytes,
-                                          " bytes")));
-      }
-      if (req->then_finalize() && *event != lifecycle::TaskEvent::kAllSucceeded) {
-        return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                      Cat("then_finalize: only with AllSucceeded, not ",
-                                          req->event())));
-      }
-      auto t = std::make_shared<store::TaskTransition>();
-      t->task_id = req->task_id();
-      t->actor = req->worker_id();
-      t->expected_version = req->expected_version();
-      t->lease_worker = req->worker_id();
-      t->lease_epoch = req->epoch();
-      t->event = *event;
-      t->reason = req->reason();
-      t->outcome = static_cast<Outcome>(req->outcome());
-      t->result_json = req->result_json();
-      t->then_finalize = req->then_finalize();
-      if (*event == lifecycle::TaskEvent::kPlanned &&
-          (req->plan().uniform() || req->plan().bounds_size() > 0)) {
-        t->plan = req->plan();
-      }
-      return impl_->Unary(ctx, [this, t, resp]() -> absl::Status {
-        auto r = impl_->store->TransitionTask(*t, impl_->clock->NowMs());
+      auto t = ParseTransition(*req, "");
+      if (!t.ok()) return impl_->Refuse(ctx, t.status());
+      return impl_->Unary(ctx, [this, t = std::move(*t), resp]() -> absl::Status {
+        auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->NotifyTask(t->task_id, t->event == lifecycle::TaskEvent::kPlanned);
+        impl_->hub->NotifyTask(t.task_id, t.event == lifecycle::TaskEvent::kPlanned);
         *resp = std::move(*r);
+        return absl::OkStatus();
+      });
+    }
+
+    grpc::ServerUnaryReactor* TransitionTasks(grpc::CallbackServerContext* ctx,
+                                              const pb::TransitionTasksRequest* req,
+                                              pb::TransitionTasksResponse* resp) override {
+      if (req->transitions_size() > kMaxTransitionsPerCall) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      Cat("transitions: at most ", kMaxTransitionsPerCall)));
+      }
+      std::vector<store::TaskTransition> ts;
+      ts.reserve(req->transitions_size());
+      for (int i = 0; i < req->transitions_size(); ++i) {
+        auto t = ParseTransition(req->transitions(i), Cat("transitions[", i, "]."));
+        if (!t.ok()) return impl_->Refuse(ctx, t.status());
+        ts.push_back(std::move(*t));
+      }
+      return impl_->Unary(ctx, [this, ts = std::move(ts), resp]() -> absl::Status {
+        auto results = impl_->store->TransitionTasks(ts, impl_->clock->NowMs());
+        for (size_t i = 0; i < results.size(); ++i) {
+          pb::TransitionTaskResult* out = resp->add_results();
+          if (!results[i].ok()) {
+            out->set_code(static_cast<int>(results[i].status().code()));
+            out->set_message(std::string(results[i].status().message()));
+            continue;
+          }
+          impl_->hub->NotifyTask(ts[i].task_id, ts[i].event == lifecycle::TaskEvent::kPlanned);
+          *out->mutable_task() = std::move(*results[i]);
+        }
         return absl::OkStatus();
       });
     }
@@ -525,9 +562,14 @@ struct Services::Impl {
     }
 
     grpc::ServerUnaryReactor* WaitTask(grpc::CallbackServerContext* ctx,
-                                       const pb::WaitTaskRequest* req, pb::Task* resp) override {
+                                       const pb::WaitTaskRequest* req,
+                                       pb::WaitTaskResponse* resp) override {
       if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
       if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      if (req->results_up_to() > kMaxWaitResults) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      Cat("results_up_to: at most ", kMaxWaitResults)));
+      }
       auto call = NewLongPoll(ctx, req->wait_ms());
       impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
       return call->reactor;
@@ -610,7 +652,7 @@ struct Services::Impl {
     }
 
     void WaitTaskOnce(std::shared_ptr<LongPoll> call, const pb::WaitTaskRequest* req,
-                      pb::Task* resp) {
+                      pb::WaitTaskResponse* resp) {
       const Interest interest = Interest::Task(req->task_id());
       uint64_t seen = impl_->hub->generation(interest);
       int64_t now = impl_->clock->NowMs();
@@ -625,7 +667,20 @@ struct Services::Impl {
                   ((t->state() == pb::RUNNING || t->state() == pb::TERMINATING) && !active) ||
                   (req->errors_above() >= 0 && static_cast<int64_t>(c.error()) > req->errors_above());
       if (wake || now >= call->deadline || impl_->stopping || call->ctx->IsCancelled()) {
-        *resp = std::move(*t);
+        if (!active && c.total() > 0 && c.total() <= req->results_up_to()) {
+          // Nothing can change these results but a new task version (a
+          // retry), which the reconciler's compare-and-set would catch.
+          store::SubtaskFilter f;
+          f.task_id = req->task_id();
+          f.states = {State::kTerminated};
+          f.page_size = req->results_up_to();
+          auto page = impl_->store->ListSubtasks(f);
+          if (page.ok() && page->next_page_token.empty()) {
+            for (auto& s : page->subtasks) *resp->add_results() = std::move(s);
+            resp->set_results_complete(true);
+          }
+        }
+        *resp->mutable_task() = std::move(*t);
         call->reactor->Finish(grpc::Status::OK);
         return;
       }

@@ -78,7 +78,8 @@ struct Daemon::Impl {
         pool(options.slots),
         slot_signal(io.get_executor()),
         report_signal(io.get_executor()),
-        task_signal(io.get_executor()) {
+        task_signal(io.get_executor()),
+        transition_signal(io.get_executor()) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     args.SetMaxSendMessageSize(64 << 20);
@@ -102,6 +103,18 @@ struct Daemon::Impl {
   struct ReconciledTask {
     pb::LeaseRef lease;
     bool lost = false;
+    // Every committed result, from the last WaitTask answer, valid while
+    // the task is at results_version (a small task's reduce needs no
+    // further call).
+    std::optional<std::vector<pb::Subtask>> results;
+    uint64_t results_version = 0;
+  };
+  // A reconciler's transition waiting for the transition loop.
+  struct PendingTransition {
+    explicit PendingTransition(asio::any_io_executor ex) : done(ex) {}
+    pb::TransitionTaskRequest req;
+    std::optional<absl::StatusOr<pb::Task>> result;
+    Signal done;
   };
 
   DaemonOptions options;
@@ -112,7 +125,17 @@ struct Daemon::Impl {
   // here, never behind the slots' long slices.
   asio::thread_pool control_pool{1};
   std::unique_ptr<Api> api;
-  Signal slot_signal, report_signal, task_signal;
+  Signal slot_signal, report_signal, task_signal, transition_signal;
+  // Transitions queued while the loop's previous call was out go together
+  // in the next TransitionTasks call. Plans with many explicit bounds go
+  // alone (TransitionTask), and so does everything once the server said it
+  // has no TransitionTasks (an older server).
+  static constexpr int kMaxTransitionsPerCall = 1000;
+  static constexpr int kMaxBatchedBounds = 1000;
+  // A WaitTask answer carries the results of a task this small.
+  static constexpr uint32_t kWaitResultsUpTo = 1000;
+  std::deque<std::shared_ptr<PendingTransition>> pending_transitions;
+  bool batch_transitions = true;
 
   std::string worker_id;
   int64_t lease_ttl_ms = 10'000;
@@ -458,7 +481,12 @@ struct Daemon::Impl {
     req.set_expected_version(task.version());
     req.set_event(std::string(lifecycle::TaskEventName(event)));
     req.set_reason(std::move(reason));
-    auto r = co_await api->TransitionTask(req);
+    absl::StatusOr<pb::Task> r = absl::UnknownError("");
+    if (batch_transitions && req.plan().bounds_size() <= kMaxBatchedBounds) {
+      r = co_await QueueTransition(std::move(req));
+    } else {
+      r = co_await api->TransitionTask(req);
+    }
     if (r.ok()) {
       spdlog::debug("task {} {} -> {} ({}){}{}", task.id(),
                    StateName(static_cast<State>(task.state())),
@@ -466,6 +494,57 @@ struct Daemon::Impl {
                    r->reason().empty() ? "" : ": ", r->reason());
     }
     co_return r;
+  }
+
+  Awaitable<absl::StatusOr<pb::Task>> QueueTransition(pb::TransitionTaskRequest req) {
+    auto p = std::make_shared<PendingTransition>(io.get_executor());
+    p->req = std::move(req);
+    pending_transitions.push_back(p);
+    transition_signal.Notify();
+    while (!p->result && !stopped) co_await p->done.Wait(1000);
+    absl::StatusOr<pb::Task> out = absl::CancelledError("worker stopped");
+    if (p->result) out = std::move(*p->result);
+    co_return out;
+  }
+
+  // Sends the queued transitions, all that came while the previous call was
+  // out in one call: no wait is added when the worker is quiet, and a busy
+  // one shares calls and commits among its reconcilers.
+  Awaitable<void> TransitionLoop() {
+    while (!stopped) {
+      if (pending_transitions.empty()) {
+        co_await transition_signal.Wait(1000);
+        continue;
+      }
+      std::vector<std::shared_ptr<PendingTransition>> batch;
+      pb::TransitionTasksRequest req;
+      while (!pending_transitions.empty() &&
+             static_cast<int>(batch.size()) < kMaxTransitionsPerCall) {
+        batch.push_back(std::move(pending_transitions.front()));
+        pending_transitions.pop_front();
+        *req.add_transitions() = batch.back()->req;
+      }
+      auto resp = co_await api->TransitionTasks(req);
+      if (absl::IsUnimplemented(resp.status())) {
+        spdlog::info("the server has no TransitionTasks: sending transitions one by one");
+        batch_transitions = false;
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        PendingTransition& p = *batch[i];
+        if (!batch_transitions) {
+          p.result = co_await api->TransitionTask(p.req);
+        } else if (!resp.ok()) {
+          p.result = resp.status();
+        } else if (static_cast<int>(i) >= resp->results_size()) {
+          p.result = absl::InternalError("TransitionTasks: the answer is missing this result");
+        } else if (const auto& r = resp->results(static_cast<int>(i)); r.code() != 0) {
+          p.result = absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+        } else {
+          p.result = std::move(*resp->mutable_results(static_cast<int>(i))->mutable_task());
+        }
+        p.done.Notify();
+      }
+    }
   }
 
   // Why a subtask failed, for the task's reason: "subtask 3 failed after 2
@@ -505,24 +584,40 @@ struct Daemon::Impl {
     co_return cause;
   }
 
-  // Folds every committed (SUCCEEDED) subtask result, page by page.
+  // Folds every committed (SUCCEEDED) subtask result: those the last
+  // WaitTask brought, when they are of this task version, else page by page.
   Awaitable<absl::StatusOr<json>> Reduce(const pb::Task& task, const Handler* handler,
-                                         bool succeeded) {
+                                         bool succeeded, ReconciledTask& entry) {
     json acc = handler->Init();
+    std::optional<std::vector<pb::Subtask>> held;
+    if (entry.results && entry.results_version == task.version()) held.swap(entry.results);
+    entry.results.reset();
     std::string token;
-    do {
-      pb::ListSubtasksRequest req;
-      req.set_task_id(task.id());
-      req.add_states(pb::TERMINATED);
-      req.set_page_size(10000);
-      req.set_page_token(token);
-      auto page = co_await api->ListSubtasks(req);
-      if (!page.ok()) {
-        absl::StatusOr<json> failed = page.status();
-        co_return failed;
+    bool more = true;
+    while (more) {
+      auto page = std::make_shared<std::vector<pb::Subtask>>();
+      if (held) {
+        *page = std::move(*held);
+        held.reset();
+        more = false;
+      } else {
+        pb::ListSubtasksRequest req;
+        req.set_task_id(task.id());
+        req.add_states(pb::TERMINATED);
+        req.set_page_size(10000);
+        req.set_page_token(token);
+        auto listed = co_await api->ListSubtasks(req);
+        if (!listed.ok()) {
+          absl::StatusOr<json> failed = listed.status();
+          co_return failed;
+        }
+        page->assign(std::make_move_iterator(listed->mutable_subtasks()->begin()),
+                     std::make_move_iterator(listed->mutable_subtasks()->end()));
+        token = listed->next_page_token();
+        more = !token.empty();
       }
-      auto fold = [&acc, &page, handler]() {
-        for (const auto& s : page->subtasks()) {
+      auto fold = [&acc, page, handler]() {
+        for (const auto& s : *page) {
           if (s.outcome() != pb::SUCCEEDED) continue;
           json r = json::parse(s.result_json(), nullptr, false);
           if (r.is_discarded()) {
@@ -537,8 +632,7 @@ struct Daemon::Impl {
         absl::StatusOr<json> failed = folded;
         co_return failed;
       }
-      token = page->next_page_token();
-    } while (!token.empty());
+    }
     auto params = std::make_shared<json>(json::parse(
         task.spec().params_json().empty() ? "{}" : task.spec().params_json(), nullptr, false));
     auto finish = [handler, params, succeeded, id = task.id(), acc = std::move(acc)]() mutable {
@@ -611,7 +705,7 @@ struct Daemon::Impl {
           if (d.event == lifecycle::TaskEvent::kAllSucceeded && handler != nullptr) {
             // Nothing is active: reduce now and end the task in the same
             // write (a failed reduce takes the long way, via Finalize).
-            auto result = co_await Reduce(task, handler, /*succeeded=*/true);
+            auto result = co_await Reduce(task, handler, /*succeeded=*/true, *entry);
             if (result.ok()) {
               req.set_then_finalize(true);
               req.set_outcome(pb::SUCCEEDED);
@@ -647,7 +741,19 @@ struct Daemon::Impl {
           req.set_known_version(task.version());
           req.set_errors_above(d.errors_above);
           req.set_wait_ms(static_cast<uint32_t>(d.wait_ms));
-          next = co_await api->WaitTask(req);
+          req.set_results_up_to(kWaitResultsUpTo);
+          auto w = co_await api->WaitTask(req);
+          entry->results.reset();
+          if (!w.ok()) {
+            next = w.status();
+          } else {
+            if (w->results_complete()) {
+              entry->results_version = w->task().version();
+              entry->results.emplace(std::make_move_iterator(w->mutable_results()->begin()),
+                                     std::make_move_iterator(w->mutable_results()->end()));
+            }
+            next = std::move(*w->mutable_task());
+          }
           break;
         }
         case Decision::kFinalize: {
@@ -659,7 +765,7 @@ struct Daemon::Impl {
           req.set_outcome(fin.outcome);
           std::string reason = task.reason();
           if (handler != nullptr) {
-            auto result = co_await Reduce(task, handler, fin.outcome == pb::SUCCEEDED);
+            auto result = co_await Reduce(task, handler, fin.outcome == pb::SUCCEEDED, *entry);
             if (result.ok()) {
               req.set_result_json(result->dump());
             } else if (fin.outcome == pb::SUCCEEDED) {
@@ -760,6 +866,7 @@ int Daemon::Run() {
     co_await d.EnsureRegistered();
     asio::co_spawn(d.io, d.HeartbeatLoop(), asio::detached);
     asio::co_spawn(d.io, d.ReporterLoop(), asio::detached);
+    asio::co_spawn(d.io, d.TransitionLoop(), asio::detached);
     asio::co_spawn(d.io, d.AcquireLoop(false), asio::detached);
     asio::co_spawn(d.io, d.AcquireLoop(true), asio::detached);
   }, asio::detached);

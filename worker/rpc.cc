@@ -99,9 +99,15 @@ Awaitable<absl::StatusOr<pb::StopSubtasksResponse>> Api::StopSubtasks(const pb::
   return ORCHARD_UNARY(workers_, StopSubtasks, pb::StopSubtasksRequest, pb::StopSubtasksResponse,
                        60'000, false);
 }
-Awaitable<absl::StatusOr<pb::Task>> Api::WaitTask(const pb::WaitTaskRequest& req) {
+Awaitable<absl::StatusOr<pb::TransitionTasksResponse>> Api::TransitionTasks(
+    const pb::TransitionTasksRequest& req) {
+  return ORCHARD_UNARY(workers_, TransitionTasks, pb::TransitionTasksRequest,
+                       pb::TransitionTasksResponse, 60'000, false);
+}
+Awaitable<absl::StatusOr<pb::WaitTaskResponse>> Api::WaitTask(const pb::WaitTaskRequest& req) {
   int64_t timeout = req.wait_ms() + kLongPollMarginMs;
-  return ORCHARD_UNARY(workers_, WaitTask, pb::WaitTaskRequest, pb::Task, timeout, true);
+  return ORCHARD_UNARY(workers_, WaitTask, pb::WaitTaskRequest, pb::WaitTaskResponse, timeout,
+                       true);
 }
 Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> Api::ReleaseTask(const pb::ReleaseTaskRequest& req) {
   return ORCHARD_UNARY(workers_, ReleaseTask, pb::ReleaseTaskRequest, pb::ReleaseTaskResponse,

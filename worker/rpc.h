@@ -46,7 +46,9 @@ class Api {
   Awaitable<absl::StatusOr<pb::ReportResponse>> Report(const pb::ReportRequest& req);
   Awaitable<absl::StatusOr<pb::Task>> TransitionTask(const pb::TransitionTaskRequest& req);
   Awaitable<absl::StatusOr<pb::StopSubtasksResponse>> StopSubtasks(const pb::StopSubtasksRequest& req);
-  Awaitable<absl::StatusOr<pb::Task>> WaitTask(const pb::WaitTaskRequest& req);
+  Awaitable<absl::StatusOr<pb::TransitionTasksResponse>> TransitionTasks(
+      const pb::TransitionTasksRequest& req);
+  Awaitable<absl::StatusOr<pb::WaitTaskResponse>> WaitTask(const pb::WaitTaskRequest& req);
   Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> ReleaseTask(const pb::ReleaseTaskRequest& req);
   Awaitable<absl::StatusOr<pb::DeregisterResponse>> Deregister(const pb::DeregisterRequest& req);
   Awaitable<absl::StatusOr<pb::Task>> GetTask(const pb::GetTaskRequest& req);

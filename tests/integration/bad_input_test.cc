@@ -374,6 +374,17 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
   pb::WaitTaskRequest wait_empty, wait_unknown;
   wait_unknown.set_worker_id(worker_id_);
   wait_unknown.set_task_id("t-doesnotexist");
+  pb::WaitTaskRequest wait_results = wait_unknown;
+  wait_results.set_task_id(task_id_);
+  wait_results.set_results_up_to(1'000'000);
+  // A batch whose second transition is broken is refused whole: the first,
+  // good on its own, is not applied either.
+  auto transitions = [&](int n, std::function<void(pb::TransitionTasksRequest&)> edit) {
+    pb::TransitionTasksRequest r;
+    for (int i = 0; i < n; ++i) *r.add_transitions() = transition([](auto&) {});
+    edit(r);
+    return r;
+  };
   pb::ReleaseTaskRequest rel_empty, rel_unknown, rel_not_held;
   rel_unknown.set_worker_id(worker_id_);
   rel_unknown.set_task_id("t-doesnotexist");
@@ -454,6 +465,20 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
        kNotFound, "t-doesnotexist"},
       {"TransitionTask lease not held", Rpc(&W::TransitionTask, w, transition([](auto&) {})),
        precondition, "lease"},
+      {"TransitionTasks unknown event in the second",
+       Rpc(&W::TransitionTasks, w,
+           transitions(2, [](auto& r) { r.mutable_transitions(1)->set_event("Exploded"); })),
+       kInvalid, "transitions[1].event"},
+      {"TransitionTasks worker_id empty",
+       Rpc(&W::TransitionTasks, w,
+           transitions(1, [](auto& r) { r.mutable_transitions(0)->clear_worker_id(); })),
+       kInvalid, "transitions[0].worker_id"},
+      {"TransitionTasks then_finalize with Planned",
+       Rpc(&W::TransitionTasks, w,
+           transitions(3, [](auto& r) { r.mutable_transitions(2)->set_then_finalize(true); })),
+       kInvalid, "transitions[2].then_finalize"},
+      {"TransitionTasks too many", Rpc(&W::TransitionTasks, w, transitions(1001, [](auto&) {})),
+       kInvalid, "transitions: at most 1000"},
       {"StopSubtasks ids empty", Rpc(&W::StopSubtasks, w, stop_empty), kInvalid, "worker_id"},
       {"StopSubtasks unknown task", Rpc(&W::StopSubtasks, w, stop_unknown), kNotFound,
        "t-doesnotexist"},
@@ -461,6 +486,8 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
        "Terminating"},
       {"WaitTask ids empty", Rpc(&W::WaitTask, w, wait_empty), kInvalid, "worker_id"},
       {"WaitTask unknown task", Rpc(&W::WaitTask, w, wait_unknown), kNotFound, "t-doesnotexist"},
+      {"WaitTask results_up_to over the limit", Rpc(&W::WaitTask, w, wait_results), kInvalid,
+       "results_up_to"},
       {"ReleaseTask ids empty", Rpc(&W::ReleaseTask, w, rel_empty), kInvalid, "worker_id"},
       {"ReleaseTask unknown task", Rpc(&W::ReleaseTask, w, rel_unknown), kNotFound,
        "t-doesnotexist"},
@@ -471,6 +498,34 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
       {"Deregister unknown worker", Rpc(&W::Deregister, w, dereg_unknown), grpc::StatusCode::OK,
        ""},
   });
+}
+
+// This test verifies that a batch of transitions answers each on its own:
+// the call succeeds, a transition whose lease is not held gets
+// FAILED_PRECONDITION and one of an unknown task NOT_FOUND, each in its place,
+// and the database is unchanged.
+TEST_F(BadInputTest, TransitionTasksAnswersEachTransitionOnItsOwn) {
+  const std::string before = Digest();
+  pb::TransitionTasksRequest req;
+  for (const std::string id : {task_id_, std::string("t-doesnotexist")}) {
+    pb::TransitionTaskRequest* t = req.add_transitions();
+    t->set_worker_id(worker_id_);
+    t->set_task_id(id);
+    t->set_epoch(1);
+    t->set_event("Planned");
+  }
+  pb::TransitionTasksResponse resp;
+  grpc::Status s = Call(&pb::WorkerService::Stub::TransitionTasks, workers_.get(), req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION))
+      << resp.results(0).message();
+  EXPECT_NE(resp.results(0).message().find("lease"), std::string::npos)
+      << resp.results(0).message();
+  EXPECT_FALSE(resp.results(0).has_task());
+  EXPECT_EQ(resp.results(1).code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_NE(resp.results(1).message().find("t-doesnotexist"), std::string::npos);
+  EXPECT_EQ(Digest(), before);
 }
 
 // This test verifies the documented answer to a heartbeat from a worker the
