@@ -9,7 +9,10 @@
 // Workloads: limit, throughput, latency, fanout, many, idle.
 //
 // Single-threaded except the `many` workload's client threads.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -148,6 +151,7 @@ class Cluster {
     server_ = Spawn("server",
                     {(o.bin / "server/orchard-server").string(), "--listen", "127.0.0.1:0", "--db",
                      (dir_ / "orchard.db").string(), "--port-file", (dir_ / "port").string(),
+                     "--http", "127.0.0.1:0", "--http-port-file", (dir_ / "http-port").string(),
                      "--log-level", "warn"},
                     dir_ / "server.log");
     for (int i = 0; i < 500 && !fs::exists(dir_ / "port"); ++i) {
@@ -238,6 +242,40 @@ class Cluster {
       reader->Finish();
     }
     Die("watch of " + id + " kept failing");
+  }
+
+  // The server's counters from /metrics: "name{labels}" -> value, for the
+  // families asked for (e.g. "orchard_rpcs_total").
+  std::map<std::string, double> Metrics(const std::vector<std::string>& families) {
+    std::ifstream pf(dir_ / "http-port");
+    int port = 0;
+    pf >> port;
+    if (port == 0) Die("server wrote no http port");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Die("metrics: connect");
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+      Die("metrics: write");
+    }
+    std::string body;
+    char buf[65536];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) body.append(buf, static_cast<size_t>(n));
+    close(fd);
+    std::map<std::string, double> out;
+    std::istringstream in(body);
+    std::string line;
+    while (std::getline(in, line)) {
+      for (const auto& f : families) {
+        if (line.rfind(f, 0) != 0) continue;
+        const size_t space = line.rfind(' ');
+        if (space != std::string::npos) out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+      }
+    }
+    return out;
   }
 
   pb::Task Get(const std::string& id) {
@@ -464,6 +502,9 @@ void RunMany(const Options& o) {
     for (const auto& w : c.workers()) v.push_back(CpuSeconds(w.pid));
     return v;
   };
+  const std::vector<std::string> families = {"orchard_rpcs_total",
+                                             "orchard_store_commit_batch_ops_count"};
+  const auto metrics_before = c.Metrics(families);
   const std::vector<double> cpu_before = cpu();
   std::atomic<int> next{0};
   std::vector<std::vector<std::string>> ids(clients);
@@ -489,6 +530,26 @@ void RunMany(const Options& o) {
   for (size_t i = 0; i < cpu_after.size(); ++i) {
     cpu_ms_per_task.push_back(1000.0 * (cpu_after[i] - cpu_before[i]) / total);
   }
+  // Calls per task by method, and commits per task: what the CPU goes on.
+  const auto metrics_after = c.Metrics(families);
+  json rpcs_per_task = json::object();
+  double commits = 0;
+  for (const auto& [key, value] : metrics_after) {
+    auto it = metrics_before.find(key);
+    const double delta = value - (it == metrics_before.end() ? 0 : it->second);
+    if (key.rfind("orchard_store_commit_batch_ops_count", 0) == 0) {
+      commits += delta;
+      continue;
+    }
+    const size_t m = key.find("method=\"");
+    if (m == std::string::npos) continue;
+    const size_t start = key.find('/', m) + 1;
+    const std::string method = key.substr(start, key.find('"', start) - start);
+    if (method == "WatchTasks") continue;
+    double& v = rpcs_per_task[method].is_null() ? (rpcs_per_task[method] = 0.0).get_ref<double&>()
+                                                : rpcs_per_task[method].get_ref<double&>();
+    v += delta / total;
+  }
   // Not timed: every task ended with the exact result.
   for (auto& list : ids) {
     for (auto& id : list) CheckNoop(c.Get(id), 1, "many");
@@ -497,7 +558,8 @@ void RunMany(const Options& o) {
         {"submit_seconds", submit_secs}, {"seconds", secs},
         {"submits_per_s", static_cast<int64_t>(total / submit_secs)},
         {"tasks_per_s", static_cast<int64_t>(total / secs)},
-        {"cpu_ms_per_task_server_workers", cpu_ms_per_task}});
+        {"cpu_ms_per_task_server_workers", cpu_ms_per_task},
+        {"rpcs_per_task", rpcs_per_task}, {"commits_per_task", commits / total}});
 }
 
 void RunIdle(const Options& o) {
