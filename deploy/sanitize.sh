@@ -84,7 +84,7 @@ run_tests() {
 
 # The unit and integration tests' executables (their add_dependencies build
 # the server, worker and ctl binaries they start).
-ASAN_TARGETS="common_test sqlite_store_test validate_test invariants_test metrics_test
+ASAN_TARGETS="common_test sqlite_store_test wal_vfs_test validate_test invariants_test metrics_test
   http_test worker_test cli_format_test cli_watch_test orchard_integration_test
   orchard_bad_input_test orchard_worker_protocol_test"
 ASAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them

@@ -3,6 +3,7 @@
 #include "server/store/sqlite_db.h"
 
 #include "common/strcat.h"
+#include "server/store/wal_vfs.h"
 
 namespace orchard::store::sqlite {
 
@@ -79,7 +80,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   });
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, CoalescingWalVfsName());
   if (rc != SQLITE_OK) {
     absl::Status s = SqliteStatus(rc, db, Cat("opening database ", path));
     sqlite3_close_v2(db);
