@@ -730,6 +730,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
       FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
       return;
     }
+    // The next queued change goes out from here (no store call, no hop to
+    // the pool); a poll of the store goes to the pool.
+    if (!queue_.empty()) {
+      WriteNextOrPoll();
+      return;
+    }
     auto self = Self();
     if (!self) return;
     post_([self] { self->WriteNextOrPoll(); });
