@@ -472,6 +472,19 @@ struct Daemon::Impl {
 
   // --------------------------------------------------------- reconciliation
 
+  // A handler's control function: on the loop when `quick` (see
+  // Handler::QuickControl), else on `on` and back.
+  template <typename R, typename Fn>
+  Awaitable<R> Control(asio::thread_pool& on, bool quick, Fn fn) {
+    if (quick) {
+      R r = fn();
+      co_return r;
+    }
+    R r = co_await RunOnPool<R>(on, std::move(fn));
+    co_return r;
+  }
+  static constexpr size_t kQuickFoldMax = 64;
+
   Awaitable<absl::StatusOr<pb::Task>> Transition(std::shared_ptr<ReconciledTask> entry,
                                                  pb::Task task, lifecycle::TaskEvent event,
                                                  std::string reason, pb::TransitionTaskRequest req) {
@@ -627,7 +640,8 @@ struct Daemon::Impl {
         }
         return absl::OkStatus();
       };
-      auto folded = co_await RunOnPool<absl::Status>(pool, std::move(fold));
+      const bool quick = handler->QuickControl() && page->size() <= kQuickFoldMax;
+      auto folded = co_await Control<absl::Status>(pool, quick, std::move(fold));
       if (!folded.ok()) {
         absl::StatusOr<json> failed = folded;
         co_return failed;
@@ -639,7 +653,8 @@ struct Daemon::Impl {
       return handler->Finish({id, params.get(), succeeded}, std::move(acc));
     };
     absl::StatusOr<json> out =
-        co_await RunOnPool<absl::StatusOr<json>>(control_pool, std::move(finish));
+        co_await Control<absl::StatusOr<json>>(control_pool, handler->QuickControl(),
+                                               std::move(finish));
     co_return out;
   }
 
@@ -674,7 +689,8 @@ struct Daemon::Impl {
             PlanInput in{task.spec().begin(), task.spec().end(), &params};
             // Off the loop: a plan may read its input (csv.aggregate scans the file).
             auto plan_fn = [handler, in]() { return handler->PlanSlices(in); };
-            plan = co_await RunOnPool<absl::StatusOr<Plan>>(control_pool, std::move(plan_fn));
+            plan = co_await Control<absl::StatusOr<Plan>>(control_pool, handler->QuickControl(),
+                                                          std::move(plan_fn));
           }
           pb::TransitionTaskRequest req;
           if (!plan.ok()) {

@@ -5,7 +5,9 @@
 // Thread-safety: Run() is called on the worker's handler pool, many slices at
 // once, so a handler must be safe to run concurrently; PlanSlices() and
 // Finish() run on a one-thread control pool, Fold() on the handler pool (one
-// task's reduce on one thread at a time): none of them on the loop.
+// task's reduce on one thread at a time). A handler whose QuickControl() is
+// true has them run on the worker's loop instead (Fold only for a page of at
+// most 64 results), saving two thread hand-offs each.
 #pragma once
 
 #include <atomic>
@@ -76,6 +78,10 @@ class Handler {
                                                 nlohmann::json acc) const {
     return acc;
   }
+  // True when PlanSlices, Fold and Finish read no files, start no programs
+  // and take microseconds: the worker may run them on its loop, where a hand
+  // off to a pool thread and back would cost more than the call.
+  virtual bool QuickControl() const { return false; }
 };
 
 class Registry {

@@ -19,6 +19,7 @@ using json = nlohmann::json;
 
 class NoopHandler final : public Handler {
  public:
+  bool QuickControl() const override { return true; }
   absl::StatusOr<json> Run(const SliceContext& ctx) const override {
     ctx.progress->store(ctx.end - ctx.begin);
     return json{{"count", ctx.end - ctx.begin}};
@@ -46,6 +47,7 @@ absl::StatusOr<uint64_t> SumRange(uint64_t b, uint64_t e) {
 
 class SumHandler : public Handler {
  public:
+  bool QuickControl() const override { return true; }
   absl::StatusOr<json> Run(const SliceContext& ctx) const override {
     auto s = SumRange(ctx.begin, ctx.end);
     if (!s.ok()) return s.status();
@@ -101,6 +103,7 @@ class FlakyHandler final : public SumHandler {
 // and stopping within a step when asked.
 class SleepHandler final : public Handler {
  public:
+  bool QuickControl() const override { return true; }
   absl::StatusOr<Plan> PlanSlices(const PlanInput& in) const override {
     auto it = in.params->find("ms");
     if (it != in.params->end() &&
