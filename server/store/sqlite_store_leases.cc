@@ -199,8 +199,11 @@ absl::StatusOr<AcquireResult> SqliteStore::Acquire(const std::string& worker_id,
       std::vector<Candidate> candidates;
       {
         STORE_ASSIGN_OR_RETURN(
+            // Only tasks with a subtask waiting in Preparing can lease one
+            // (or say when a backoff ends): a busy server has many Running
+            // tasks whose subtasks are all out.
             Query q, db.Prepare("SELECT id, kind, spec, parallelism, n_running + n_terminating "
-                                "FROM tasks WHERE state = 2 AND kind IN "
+                                "FROM tasks WHERE state = 2 AND n_preparing > 0 AND kind IN "
                                 "(SELECT value FROM json_each(?1)) ORDER BY priority DESC, seq"));
         q->BindText(1, kinds);
         while (true) {
