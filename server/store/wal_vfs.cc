@@ -74,7 +74,12 @@ int Write(sqlite3_file* file, const void* data, int amt, sqlite3_int64 off) {
   if (!f->buffer.empty() && off != f->offset + static_cast<int64_t>(f->buffer.size())) {
     if (int rc = Flush(f); rc != SQLITE_OK) return rc;
   }
-  if (f->buffer.empty()) f->offset = off;
+  if (f->buffer.empty()) {
+    f->offset = off;
+    // Once, on the file's first write (readers never write): the buffer
+    // then never moves.
+    if (f->buffer.capacity() == 0) f->buffer.reserve(kMaxBuffered + kFrameHeaderBytes + 65536);
+  }
   const auto* bytes = static_cast<const unsigned char*>(data);
   f->buffer.insert(f->buffer.end(), bytes, bytes + amt);
   if (static_cast<size_t>(amt) == kFrameHeaderBytes && off >= kWalHeaderBytes) {
