@@ -68,6 +68,13 @@ class FakeService final : public v1::TaskService::Service {
     return end;
   }
 
+  // What WatchTasks was asked for so far (read under the lock: the server's
+  // threads write it).
+  std::vector<uint64_t> AfterRevisions() {
+    std::lock_guard lock(mu_);
+    return after_revisions;
+  }
+
   std::mutex mu_;
   v1::Task current;
   grpc::Status get_error = grpc::Status::OK;
@@ -124,7 +131,7 @@ TEST_F(WatchTest, EndsWithExitZeroWhenTheTaskSucceeds) {
   service_.ends = {grpc::Status::OK};
   Start();
   EXPECT_EQ(Watch(), 0) << out_ << err_;
-  EXPECT_EQ(service_.after_revisions, (std::vector<uint64_t>{1}));
+  EXPECT_EQ(service_.AfterRevisions(), (std::vector<uint64_t>{1}));
   EXPECT_NE(out_.find("0/2 (0%) slices"), std::string::npos) << out_;
   EXPECT_NE(out_.find("1/2 (50%) slices"), std::string::npos) << out_;
   EXPECT_NE(out_.find("t-1 Terminated SUCCEEDED\n"), std::string::npos) << out_;
@@ -138,7 +145,7 @@ TEST_F(WatchTest, ExitCodesTellFailedAndCancelled) {
   EXPECT_EQ(Watch(), 3);
   EXPECT_NE(out_.find("t-1 Error FAILED: budget: 1 subtask failed, 0 allowed"), std::string::npos)
       << out_;
-  EXPECT_TRUE(service_.after_revisions.empty());  // ended already: no stream needed
+  EXPECT_TRUE(service_.AfterRevisions().empty());  // ended already: no stream needed
 
   service_.current = MakeTask(6, v1::TERMINATED, v1::CANCELLED, 1);
   EXPECT_EQ(Watch(), 4);
@@ -155,7 +162,7 @@ TEST_F(WatchTest, BrokenStreamReconnectsAndResumesAfterTheLastRevision) {
                    grpc::Status::OK};
   Start();
   EXPECT_EQ(Watch(), 0) << out_ << err_;
-  EXPECT_EQ(service_.after_revisions, (std::vector<uint64_t>{1, 4}));
+  EXPECT_EQ(service_.AfterRevisions(), (std::vector<uint64_t>{1, 4}));
   EXPECT_NE(err_.find("reconnecting"), std::string::npos) << err_;
   EXPECT_NE(err_.find("server shutting down"), std::string::npos) << err_;
   EXPECT_NE(out_.find("t-1 Terminated SUCCEEDED"), std::string::npos) << out_;
