@@ -127,15 +127,14 @@ struct Daemon::Impl {
   std::unique_ptr<Api> api;
   Signal slot_signal, report_signal, task_signal, transition_signal;
   // Transitions queued while the loop's previous call was out go together
-  // in the next TransitionTasks call. Plans with many explicit bounds go
-  // alone (TransitionTask), and so does everything once the server said it
-  // has no TransitionTasks (an older server).
+  // in the next TransitionTasks call; plans with many explicit bounds go
+  // alone (TransitionTask). The server must have TransitionTasks and the
+  // WaitTask that answers with results: server and worker upgrade together.
   static constexpr int kMaxTransitionsPerCall = 1000;
   static constexpr int kMaxBatchedBounds = 1000;
   // A WaitTask answer carries the results of a task this small.
   static constexpr uint32_t kWaitResultsUpTo = 1000;
   std::deque<std::shared_ptr<PendingTransition>> pending_transitions;
-  bool batch_transitions = true;
 
   std::string worker_id;
   int64_t lease_ttl_ms = 10'000;
@@ -495,7 +494,7 @@ struct Daemon::Impl {
     req.set_event(std::string(lifecycle::TaskEventName(event)));
     req.set_reason(std::move(reason));
     absl::StatusOr<pb::Task> r = absl::UnknownError("");
-    if (batch_transitions && req.plan().bounds_size() <= kMaxBatchedBounds) {
+    if (req.plan().bounds_size() <= kMaxBatchedBounds) {
       r = co_await QueueTransition(std::move(req));
     } else {
       r = co_await api->TransitionTask(req);
@@ -538,15 +537,9 @@ struct Daemon::Impl {
         *req.add_transitions() = batch.back()->req;
       }
       auto resp = co_await api->TransitionTasks(req);
-      if (absl::IsUnimplemented(resp.status())) {
-        spdlog::info("the server has no TransitionTasks: sending transitions one by one");
-        batch_transitions = false;
-      }
       for (size_t i = 0; i < batch.size(); ++i) {
         PendingTransition& p = *batch[i];
-        if (!batch_transitions) {
-          p.result = co_await api->TransitionTask(p.req);
-        } else if (!resp.ok()) {
+        if (!resp.ok()) {
           p.result = resp.status();
         } else if (static_cast<int>(i) >= resp->results_size()) {
           p.result = absl::InternalError("TransitionTasks: the answer is missing this result");
