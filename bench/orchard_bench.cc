@@ -503,7 +503,8 @@ void RunMany(const Options& o) {
     return v;
   };
   const std::vector<std::string> families = {"orchard_rpcs_total",
-                                             "orchard_store_commit_batch_ops_count"};
+                                             "orchard_store_commit_batch_ops_count",
+                                             "orchard_store_commit_batch_ops_sum"};
   const auto metrics_before = c.Metrics(families);
   const std::vector<double> cpu_before = cpu();
   std::atomic<int> next{0};
@@ -533,10 +534,14 @@ void RunMany(const Options& o) {
   // Calls per task by method, and commits per task: what the CPU goes on.
   const auto metrics_after = c.Metrics(families);
   json rpcs_per_task = json::object();
-  double commits = 0;
+  double commits = 0, writes = 0;
   for (const auto& [key, value] : metrics_after) {
     auto it = metrics_before.find(key);
     const double delta = value - (it == metrics_before.end() ? 0 : it->second);
+    if (key.rfind("orchard_store_commit_batch_ops_sum", 0) == 0) {
+      writes += delta;
+      continue;
+    }
     if (key.rfind("orchard_store_commit_batch_ops_count", 0) == 0) {
       commits += delta;
       continue;
@@ -559,7 +564,8 @@ void RunMany(const Options& o) {
         {"submits_per_s", static_cast<int64_t>(total / submit_secs)},
         {"tasks_per_s", static_cast<int64_t>(total / secs)},
         {"cpu_ms_per_task_server_workers", cpu_ms_per_task},
-        {"rpcs_per_task", rpcs_per_task}, {"commits_per_task", commits / total}});
+        {"rpcs_per_task", rpcs_per_task}, {"commits_per_task", commits / total},
+        {"store_writes_per_task", writes / total}});
 }
 
 void RunIdle(const Options& o) {
