@@ -55,8 +55,10 @@ TEST_F(ServerRestartTest, SumFinishesExactlyAfterServerKilledAndRestartedOnSameD
   WaitWorkerId("a");
   WaitWorkerId("b");
 
-  const json submitted =
-      Submit({"--kind", "sum", "--range", "0:1000000", "--subtasks", "200"});
+  // flaky without failures is sum; 20 ms a slice keeps the task (200 slices
+  // on 8 slots, at least 0.5 s) running long enough to be caught mid-way.
+  const json submitted = Submit({"--kind", "flaky", "--range", "0:1000000", "--subtasks", "200",
+                                 "--params", R"({"ms":20})"});
   const std::string id = submitted.at("id").get<std::string>();
 
   const json before = FreezeMidTask({&worker("a"), &worker("b")}, id);

@@ -77,6 +77,32 @@ TEST(Handlers, FlakyFailsTheChosenSubtaskForItsFirstAttempts) {
             absl::StatusCode::kUnavailable);  // retryable, not permanent
 }
 
+// This test verifies that flaky's params.ms makes a slice take that long and
+// still return the exact sum, that a stop ends it early, and that a bad value
+// is refused naming params.ms.
+TEST(Handlers, FlakyTakesMsPerSliceAndStillSums) {
+  Fixture f;
+  const Handler* flaky = f.registry.Get("flaky");
+  json params = {{"ms", 30}};
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunSlice(flaky, 0, 0, 10, 1, params);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
+  EXPECT_EQ((*r)["sum"].get<uint64_t>(), 45u);
+
+  std::stop_source stop;
+  stop.request_stop();
+  json long_params = {{"ms", 60000}};
+  EXPECT_EQ(RunSlice(flaky, 0, 0, 10, 1, long_params, stop.get_token()).status().code(),
+            absl::StatusCode::kCancelled);
+
+  json bad = {{"ms", "soon"}};
+  PlanInput in{0, 10, &bad};
+  auto plan = flaky->PlanSlices(in);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(std::string(plan.status().message()).find("params.ms"), std::string::npos);
+}
+
 TEST(Handlers, FlakyRefusesBadFailParams) {
   Fixture f;
   json params = {{"fail", {{"3", "x"}}}};

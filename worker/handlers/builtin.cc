@@ -66,11 +66,42 @@ class SumHandler : public Handler {
   }
 };
 
+// params.ms, when given: milliseconds per slice, up to a day.
+absl::Status CheckSliceMs(const json& params) {
+  auto it = params.find("ms");
+  if (it != params.end() &&
+      (!it->is_number_unsigned() || it->get<uint64_t>() > 24ull * 3600 * 1000)) {
+    return absl::InvalidArgumentError("params.ms: must be a number of milliseconds up to a day");
+  }
+  return absl::OkStatus();
+}
+
+// Sleeps `ms` in small steps, reporting progress, and stops within a step
+// when asked (CANCELLED).
+absl::Status SleepSlice(const SliceContext& ctx, uint64_t ms) {
+  auto start = std::chrono::steady_clock::now();
+  auto until = start + std::chrono::milliseconds(ms);
+  uint64_t items = ctx.end - ctx.begin;
+  while (true) {
+    if (ctx.stop.stop_requested()) return absl::CancelledError("stopped");
+    auto now = std::chrono::steady_clock::now();
+    if (now >= until) break;
+    auto done = std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
+    ctx.progress->store(ms == 0 ? items : items * done / ms);
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(10)));
+  }
+  ctx.progress->store(items);
+  return absl::OkStatus();
+}
+
 // params {"fail": {"INDEX": K}}: fail the first K attempts of that subtask
-// (K = -1: every attempt). Otherwise behaves as sum.
+// (K = -1: every attempt); {"ms": N}: take N ms per slice (stopping when
+// asked), so a test can catch a task mid-way. Otherwise behaves as sum.
 class FlakyHandler final : public SumHandler {
  public:
   absl::StatusOr<Plan> PlanSlices(const PlanInput& in) const override {
+    if (auto s = CheckSliceMs(*in.params); !s.ok()) return s;
     if (in.params->contains("fail")) {
       const json& fail = (*in.params)["fail"];
       if (!fail.is_object()) return absl::InvalidArgumentError("params.fail: must be an object");
@@ -95,6 +126,11 @@ class FlakyHandler final : public SumHandler {
         }
       }
     }
+    if (uint64_t ms = ctx.params->value("ms", uint64_t{0}); ms > 0) {
+      if (auto s = SleepSlice(ctx, ms); !s.ok()) {
+        return absl::CancelledError(Cat("flaky: ", s.message()));
+      }
+    }
     return SumHandler::Run(ctx);
   }
 };
@@ -105,28 +141,14 @@ class SleepHandler final : public Handler {
  public:
   bool QuickControl() const override { return true; }
   absl::StatusOr<Plan> PlanSlices(const PlanInput& in) const override {
-    auto it = in.params->find("ms");
-    if (it != in.params->end() &&
-        (!it->is_number_unsigned() || it->get<uint64_t>() > 24ull * 3600 * 1000)) {
-      return absl::InvalidArgumentError("params.ms: must be a number of milliseconds up to a day");
-    }
+    if (auto s = CheckSliceMs(*in.params); !s.ok()) return s;
     return Plan{};
   }
   absl::StatusOr<json> Run(const SliceContext& ctx) const override {
     uint64_t ms = ctx.params->value("ms", uint64_t{1000});
-    auto start = std::chrono::steady_clock::now();
-    auto until = start + std::chrono::milliseconds(ms);
-    uint64_t items = ctx.end - ctx.begin;
-    while (true) {
-      if (ctx.stop.stop_requested()) return absl::CancelledError("sleep: stopped");
-      auto now = std::chrono::steady_clock::now();
-      if (now >= until) break;
-      auto done = std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
-      ctx.progress->store(ms == 0 ? items : items * done / ms);
-      std::this_thread::sleep_for(
-          std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(10)));
+    if (auto s = SleepSlice(ctx, ms); !s.ok()) {
+      return absl::CancelledError(Cat("sleep: ", s.message()));
     }
-    ctx.progress->store(items);
     return json{{"slept_ms", ms}};
   }
   json Init() const override { return json{{"slept_ms", 0}}; }
