@@ -533,7 +533,7 @@ void RunMany(const Options& o) {
   }
   // Calls per task by method, and commits per task: what the CPU goes on.
   const auto metrics_after = c.Metrics(families);
-  json rpcs_per_task = json::object();
+  std::map<std::string, double> rpcs_per_task;
   double commits = 0, writes = 0;
   for (const auto& [key, value] : metrics_after) {
     auto it = metrics_before.find(key);
@@ -551,9 +551,7 @@ void RunMany(const Options& o) {
     const size_t start = key.find('/', m) + 1;
     const std::string method = key.substr(start, key.find('"', start) - start);
     if (method == "WatchTasks") continue;
-    double& v = rpcs_per_task[method].is_null() ? (rpcs_per_task[method] = 0.0).get_ref<double&>()
-                                                : rpcs_per_task[method].get_ref<double&>();
-    v += delta / total;
+    rpcs_per_task[method] += delta / total;
   }
   // Not timed: every task ended with the exact result.
   for (auto& list : ids) {

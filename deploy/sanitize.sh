@@ -49,12 +49,15 @@ defined() {
   echo "$out"
 }
 
-build() {  # build <dir> "<targets>" <cmake flags...>
-  local dir="$1" targets="$2"
-  shift 2
+# Configures <dir> once, then builds <targets> and those of <optional
+# targets> that the tree defines.
+build() {  # build <dir> "<targets>" "<optional targets>" <cmake flags...>
+  local dir="$1" targets="$2" optional="$3"
+  shift 3
   local t0
   t0=$(stamp)
   configure "$dir" "$@"
+  targets="$targets $(defined "$optional" "$dir")"
   # shellcheck disable=SC2086  # the target list splits on spaces
   ninja -C "$dir" -j"$JOBS" $targets
   echo "sanitize: $dir build took $(took "$t0")"
@@ -93,7 +96,7 @@ TSAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them
 # Not run under a sanitizer (each runs in the normal suite):
 #  - browser_dashboard: headless Chromium, nothing of ours to instrument;
 #  - ServerRestartTest.SumFinishes... and WorkerFailureTest.SumStays...: each
-#    must catch a 200-subtask `sum` task mid-way, but a sanitized orchardctl
+#    must catch a 200-slice sum task mid-way, but a sanitized orchardctl
 #    takes long enough to exit (LSan's scan, slower start-up) that the workers
 #    finish it first. A race in the tests' design against a slow client, not
 #    a sanitizer finding; the other ServerRestartTest and WorkerFailureTest
@@ -102,9 +105,7 @@ SKIP='^(browser_dashboard|ServerRestartTest\.SumFinishesExactlyAfterServerKilled
 
 status=0
 if [ "$WHAT" = asan ] || [ "$WHAT" = all ]; then
-  configure build-asan -DORCHARD_SANITIZE=ON
-  build build-asan "$ASAN_TARGETS $(defined "$ASAN_OPTIONAL_TARGETS" build-asan)" \
-    -DORCHARD_SANITIZE=ON
+  build build-asan "$ASAN_TARGETS" "$ASAN_OPTIONAL_TARGETS" -DORCHARD_SANITIZE=ON
   logs="$ROOT/build-asan/sanitizer-logs"
   # Leaks are checked at every clean exit (a process killed with SIGKILL by a
   # test leaves no report, by design). lsan.supp lists third-party leaks.
@@ -118,9 +119,7 @@ if [ "$WHAT" = asan ] || [ "$WHAT" = all ]; then
   unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 fi
 if [ "$WHAT" = tsan ] || [ "$WHAT" = all ]; then
-  configure build-tsan -DORCHARD_TSAN=ON
-  build build-tsan "$TSAN_TARGETS $(defined "$TSAN_OPTIONAL_TARGETS" build-tsan)" \
-    -DORCHARD_TSAN=ON
+  build build-tsan "$TSAN_TARGETS" "$TSAN_OPTIONAL_TARGETS" -DORCHARD_TSAN=ON
   logs="$ROOT/build-tsan/sanitizer-logs"
   # ignore_noninstrumented_modules: memory touched by memcpy/new/epoll calls
   # made inside the uninstrumented gRPC, Abseil and protobuf libraries is not

@@ -100,13 +100,14 @@ struct Daemon::Impl {
     bool stop_requested = false;  // the subtask is Terminating: report Stopped
     bool handler_done = false;
   };
+  using Subtasks = google::protobuf::RepeatedPtrField<pb::Subtask>;
   struct ReconciledTask {
     pb::LeaseRef lease;
     bool lost = false;
     // Every committed result, from the last WaitTask answer, valid while
     // the task is at results_version (a small task's reduce needs no
     // further call).
-    std::optional<std::vector<pb::Subtask>> results;
+    std::optional<Subtasks> results;
     uint64_t results_version = 0;
   };
   // A reconciler's transition waiting for the transition loop.
@@ -534,7 +535,7 @@ struct Daemon::Impl {
              static_cast<int>(batch.size()) < kMaxTransitionsPerCall) {
         batch.push_back(std::move(pending_transitions.front()));
         pending_transitions.pop_front();
-        *req.add_transitions() = batch.back()->req;
+        *req.add_transitions() = std::move(batch.back()->req);
       }
       auto resp = co_await api->TransitionTasks(req);
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -595,15 +596,15 @@ struct Daemon::Impl {
   Awaitable<absl::StatusOr<json>> Reduce(const pb::Task& task, const Handler* handler,
                                          bool succeeded, ReconciledTask& entry) {
     json acc = handler->Init();
-    std::optional<std::vector<pb::Subtask>> held;
+    std::optional<Subtasks> held;
     if (entry.results && entry.results_version == task.version()) held.swap(entry.results);
     entry.results.reset();
     std::string token;
     bool more = true;
     while (more) {
-      auto page = std::make_shared<std::vector<pb::Subtask>>();
+      auto page = std::make_shared<Subtasks>();
       if (held) {
-        *page = std::move(*held);
+        page->Swap(&*held);
         held.reset();
         more = false;
       } else {
@@ -617,8 +618,7 @@ struct Daemon::Impl {
           absl::StatusOr<json> failed = listed.status();
           co_return failed;
         }
-        page->assign(std::make_move_iterator(listed->mutable_subtasks()->begin()),
-                     std::make_move_iterator(listed->mutable_subtasks()->end()));
+        page->Swap(listed->mutable_subtasks());
         token = listed->next_page_token();
         more = !token.empty();
       }
@@ -758,8 +758,7 @@ struct Daemon::Impl {
           } else {
             if (w->results_complete()) {
               entry->results_version = w->task().version();
-              entry->results.emplace(std::make_move_iterator(w->mutable_results()->begin()),
-                                     std::make_move_iterator(w->mutable_results()->end()));
+              entry->results.emplace().Swap(w->mutable_results());
             }
             next = std::move(*w->mutable_task());
           }

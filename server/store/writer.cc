@@ -186,15 +186,9 @@ int GroupCommitWriter::CommitHook(void* self) {
 }
 
 absl::Status GroupCommitWriter::Run(WriteOp op) {
-  Pending p{std::move(op), {}, {}};
-  std::future<absl::Status> done = p.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return absl::UnavailableError("store is closing");
-    queue_.push_back(&p);
-  }
-  cv_.notify_one();
-  return done.get();
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  return std::move(RunAll(std::move(ops)).front());
 }
 
 std::vector<absl::Status> GroupCommitWriter::RunAll(std::vector<WriteOp> ops) {
