@@ -32,14 +32,20 @@ TEST_F(SelfFencingTest, CutOffWorkerStopsItsHandlersBeforeTheServerExpiresItsLea
   const std::string id = Str(Submit({"--kind", "sleep", "--range", "0:4", "--subtasks", "4",
                                      "--params", R"({"ms": 4000})", "--max-attempts", "5"}),
                              "id");
+  // Leased on the server is not enough: the Acquire answer may still be on
+  // its way, and a black hole now would swallow it. A lease the worker's own
+  // heartbeat renewed (expiry past its lease time + TTL) is one it holds.
   WaitFor(
       [&](std::string& observed) {
-        const auto n = QueryInt("SELECT count(*) FROM subtasks WHERE task_id = '" + id +
-                                "' AND state = 2 AND worker = '" + cut_id + "'");
-        observed = std::to_string(n.value_or(0)) + " running";
+        const auto n = QueryInt(
+            "SELECT count(*) FROM subtasks s WHERE task_id = '" + id +
+            "' AND state = 2 AND worker = '" + cut_id +
+            "' AND lease_expire_ms > 2000 + (SELECT max(time_ms) FROM history h WHERE "
+            "h.task_id = s.task_id AND h.subtask_index = s.idx AND h.event = 'Leased')");
+        observed = std::to_string(n.value_or(0)) + " held and renewed by the cut worker";
         return n == 4;
       },
-      30s, "the cut worker to run all four slices");
+      30s, "the cut worker to hold all four slices");
 
   proxy.BlackHole();  // the fault: a silent network
   const std::string expired_sql = "SELECT min(time_ms) FROM history WHERE task_id = '" + id +
