@@ -502,7 +502,7 @@ void RunMany(const Options& o) {
     for (const auto& w : c.workers()) v.push_back(CpuSeconds(w.pid));
     return v;
   };
-  const std::vector<std::string> families = {"orchard_rpcs_total",
+  const std::vector<std::string> families = {"orchard_rpcs_total", "orchard_stream_messages_total",
                                              "orchard_store_commit_batch_ops_count",
                                              "orchard_store_commit_batch_ops_sum"};
   const auto metrics_before = c.Metrics(families);
@@ -533,7 +533,7 @@ void RunMany(const Options& o) {
   }
   // Calls per task by method, and commits per task: what the CPU goes on.
   const auto metrics_after = c.Metrics(families);
-  std::map<std::string, double> rpcs_per_task;
+  std::map<std::string, double> rpcs_per_task, stream_messages_per_task;
   double commits = 0, writes = 0;
   for (const auto& [key, value] : metrics_after) {
     auto it = metrics_before.find(key);
@@ -550,19 +550,32 @@ void RunMany(const Options& o) {
     if (m == std::string::npos) continue;
     const size_t start = key.find('/', m) + 1;
     const std::string method = key.substr(start, key.find('"', start) - start);
-    if (method == "WatchTasks") continue;
+    if (key.rfind("orchard_stream_messages_total", 0) == 0) {
+      const size_t d = key.find("direction=\"");
+      if (d == std::string::npos) continue;
+      const size_t from = d + 11;
+      stream_messages_per_task[method + " " + key.substr(from, key.find('"', from) - from)] +=
+          delta / total;
+      continue;
+    }
+    if (method == "WatchTasks" || method == "WaitTasks") continue;
     rpcs_per_task[method] += delta / total;
   }
   // Not timed: every task ended with the exact result.
   for (auto& list : ids) {
     for (auto& id : list) CheckNoop(c.Get(id), 1, "many");
   }
-  Emit({{"workload", "many"}, {"tasks", total}, {"clients", clients},
-        {"submit_seconds", submit_secs}, {"seconds", secs},
+  Emit({{"workload", "many"},
+        {"tasks", total},
+        {"clients", clients},
+        {"submit_seconds", submit_secs},
+        {"seconds", secs},
         {"submits_per_s", static_cast<int64_t>(total / submit_secs)},
         {"tasks_per_s", static_cast<int64_t>(total / secs)},
         {"cpu_ms_per_task_server_workers", cpu_ms_per_task},
-        {"rpcs_per_task", rpcs_per_task}, {"commits_per_task", commits / total},
+        {"rpcs_per_task", rpcs_per_task},
+        {"stream_messages_per_task", stream_messages_per_task},
+        {"commits_per_task", commits / total},
         {"store_writes_per_task", writes / total}});
 }
 

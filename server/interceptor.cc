@@ -92,20 +92,33 @@ std::string FieldPath(std::string_view full) {
 
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  MetricsInterceptor(ServerMetrics* metrics, std::string method)
+  MetricsInterceptor(ServerMetrics* metrics, std::string method, bool streams_requests,
+                     bool streams_responses)
       : metrics_(metrics),
         method_(std::move(method)),
+        streams_requests_(streams_requests),
+        streams_responses_(streams_responses),
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     // A request protobuf could not parse never reaches the service, and
     // gRPC would answer UNIMPLEMENTED with no message. When the cause was a
     // string field with invalid UTF-8 (proto3 refuses those), say which.
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
-        methods->GetRecvMessage() == nullptr) {
-      unparsed_ = true;
-      bad_field_ = std::move(t_bad_utf8_field);
-      t_bad_utf8_field.clear();
+    // On a request stream, no message is also how the stream ends.
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      if (methods->GetRecvMessage() == nullptr) {
+        if (!streams_requests_) {
+          unparsed_ = true;
+          bad_field_ = std::move(t_bad_utf8_field);
+        }
+        t_bad_utf8_field.clear();
+      } else if (streams_requests_) {
+        metrics_->stream_messages.With({method_, "received"}).Inc();
+      }
+    }
+    if (streams_responses_ &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
+      metrics_->stream_messages.With({method_, "sent"}).Inc();
     }
     if (unparsed_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       methods->ModifySendStatus(grpc::Status(
@@ -127,6 +140,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  private:
   ServerMetrics* metrics_;
   std::string method_;
+  const bool streams_requests_;
+  const bool streams_responses_;
   std::chrono::steady_clock::time_point start_;
   bool unparsed_ = false;
   std::string bad_field_;
@@ -146,7 +161,11 @@ std::string ShortMethodName(const char* method) {
 
 grpc::experimental::Interceptor* MetricsInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new MetricsInterceptor(metrics_, ShortMethodName(info->method()));
+  using Type = grpc::experimental::ServerRpcInfo::Type;
+  const Type type = info->type();
+  return new MetricsInterceptor(metrics_, ShortMethodName(info->method()),
+                                type == Type::CLIENT_STREAMING || type == Type::BIDI_STREAMING,
+                                type == Type::SERVER_STREAMING || type == Type::BIDI_STREAMING);
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

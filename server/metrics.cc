@@ -226,6 +226,10 @@ ServerMetrics::ServerMetrics()
                                         "gRPC call latency (long polls included), by method and "
                                         "code.",
                                         {"method", "code"}, ExponentialBuckets(0.0005, 4, 10))),
+      stream_messages(
+          registry.AddCounter("orchard_stream_messages_total",
+                              "Messages on gRPC streams, by method and direction (received, sent).",
+                              {"method", "direction"})),
       commit_seconds(registry.AddHistogram("orchard_store_commit_seconds",
                                            "Latency of the store's COMMIT statements.", {},
                                            ExponentialBuckets(0.0001, 2.5, 12))),

@@ -172,6 +172,7 @@ struct ServerMetrics {
   metrics::Family<metrics::Histogram>& acquire_wait;   // seconds an Acquire long poll was held
   metrics::Family<metrics::Counter>& rpcs;             // {method, code}
   metrics::Family<metrics::Histogram>& rpc_seconds;    // {method, code}
+  metrics::Family<metrics::Counter>& stream_messages;  // {method, direction}: streams only
   metrics::Family<metrics::Histogram>& commit_seconds;
   metrics::Family<metrics::Histogram>& commit_batch;
   metrics::Family<metrics::Counter>& http_requests;    // {handler, code}

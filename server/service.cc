@@ -6,22 +6,23 @@
 // something changed, and park on the Hub in between.
 #include "server/service.h"
 
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
-#include <boost/asio/post.hpp>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <spdlog/spdlog.h>
-
+#include "common/grpc_status.h"
 #include "common/lifecycle/task.h"
 #include "common/strcat.h"
-#include "common/grpc_status.h"
 #include "server/validate.h"
 
 namespace orchard::server {
@@ -36,6 +37,10 @@ constexpr uint32_t kMaxTasksPerAcquire = 100;
 constexpr int kMaxTransitionsPerCall = 1000;
 // The most results a WaitTask answer carries (WaitTaskRequest.results_up_to).
 constexpr uint32_t kMaxWaitResults = 10000;
+// The most waits one WaitTasks stream holds at once (a worker has one per
+// reconciler), and per message.
+constexpr int64_t kMaxWaitsPerStream = 10000;
+constexpr int kMaxWaitsPerMessage = 1000;
 // Each watch polls the store only after a change, at most 50 times a second
 // on average, with a burst of 8 so a short task's few quick changes are not
 // delayed.
@@ -97,6 +102,17 @@ absl::StatusOr<store::TaskTransition> ParseTransition(const pb::TransitionTaskRe
     t.plan = req.plan();
   }
   return t;
+}
+
+// A reconciler's wait, checked; fields are named with `prefix`
+// ("waits[2].wait." on a stream).
+absl::Status ValidateWait(const pb::WaitTaskRequest& req, const std::string& prefix) {
+  if (auto s = ValidateId(req.worker_id(), prefix + "worker_id"); !s.ok()) return s;
+  if (auto s = ValidateId(req.task_id(), prefix + "task_id"); !s.ok()) return s;
+  if (req.results_up_to() > kMaxWaitResults) {
+    return absl::InvalidArgumentError(Cat(prefix, "results_up_to: at most ", kMaxWaitResults));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -185,6 +201,47 @@ struct Services::Impl {
     } else {
       task.set_reason("waiting for a worker to plan it");
     }
+  }
+
+  // One look at the task a reconciler waits on (WaitTask, WaitTasks). True
+  // when the wait is over: `resp` or `status` is its answer. Otherwise
+  // `seen` is the hub generation to park on until the next look.
+  bool LookAtWait(const pb::WaitTaskRequest& req, int64_t deadline, bool cancelled,
+                  pb::WaitTaskResponse* resp, absl::Status* status, uint64_t* seen) {
+    *seen = hub->generation(Interest::Task(req.task_id()));
+    int64_t now = clock->NowMs();
+    auto t = store->GetTask(req.task_id());
+    if (!t.ok()) {
+      *status = t.status();
+      return true;
+    }
+    const auto& c = t->counts();
+    bool active = c.preparing() + c.running() + c.terminating() > 0;
+    bool wake = t->version() != req.known_version() ||
+                ((t->state() == pb::RUNNING || t->state() == pb::TERMINATING) && !active) ||
+                (req.errors_above() >= 0 && static_cast<int64_t>(c.error()) > req.errors_above());
+    if (!wake && now < deadline && !stopping && !cancelled) return false;
+    if (!active && c.total() > 0 && c.total() <= req.results_up_to()) {
+      // Nothing can change these results but a new task version (a retry),
+      // which the reconciler's compare-and-set would catch.
+      store::SubtaskFilter f;
+      f.task_id = req.task_id();
+      f.states = {State::kTerminated};
+      f.page_size = req.results_up_to();
+      auto page = store->ListSubtasks(f);
+      if (page.ok() && page->next_page_token.empty()) {
+        for (auto& s : page->subtasks) *resp->add_results() = std::move(s);
+        resp->set_results_complete(true);
+      }
+    }
+    *resp->mutable_task() = std::move(*t);
+    *status = absl::OkStatus();
+    return true;
+  }
+
+  // Deadline of a long poll of wait_ms (capped by the server) from now.
+  int64_t LongPollDeadline(uint32_t wait_ms) const {
+    return clock->NowMs() + std::min(wait_ms, options.max_acquire_wait_ms);
   }
 
   // ------------------------------------------------------------ TaskService
@@ -367,6 +424,168 @@ struct Services::Impl {
   };
 
   // ---------------------------------------------------------- WorkerService
+  // WaitTasks: one worker's waits on one stream. Each wait is looked at and
+  // parked on the hub as WaitTask's would be; answers that queue while a
+  // message is in flight leave together in the next one. Lifetime: owned by
+  // `self_` until OnDone(), and by every wait being looked at or parked.
+  class WaitStream final
+      : public grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
+   public:
+    explicit WaitStream(Impl* impl) : impl_(impl) {}
+
+    void Start(std::shared_ptr<WaitStream> self) {
+      self_ = std::move(self);
+      StartRead(&in_);
+    }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        // The worker closed its side or went away: parked waits are dropped.
+        Close(grpc::Status::OK);
+        return;
+      }
+      auto self = Self();
+      if (!self) return;
+      auto batch = std::make_shared<std::vector<Wait>>();
+      const int n = in_.waits_size();
+      for (int i = 0; i < n; ++i) {
+        pb::TaskWait& w = *in_.mutable_waits(i);
+        absl::Status s = i < kMaxWaitsPerMessage
+                             ? ValidateWait(w.wait(), Cat("waits[", i, "].wait."))
+                             : absl::InvalidArgumentError(
+                                   Cat("waits: at most ", kMaxWaitsPerMessage, " per message"));
+        if (s.ok() && waits_.fetch_add(1) >= kMaxWaitsPerStream) {
+          waits_.fetch_sub(1);
+          s = absl::ResourceExhaustedError(
+              Cat("waits[", i, "]: at most ", kMaxWaitsPerStream, " waits per stream"));
+        }
+        if (!s.ok()) {
+          pb::TaskWaitAnswer a;
+          a.set_wait_id(w.wait_id());
+          a.set_code(static_cast<int>(s.code()));
+          a.set_message(std::string(s.message()));
+          Send(std::move(a), /*counted=*/false);
+          continue;
+        }
+        Wait& p = batch->emplace_back();
+        p.id = w.wait_id();
+        p.deadline = impl_->LongPollDeadline(w.wait().wait_ms());
+        p.req = std::make_shared<pb::WaitTaskRequest>(std::move(*w.mutable_wait()));
+      }
+      in_.Clear();
+      StartRead(&in_);
+      if (batch->empty()) return;
+      impl_->Post([self, batch] {
+        for (Wait& p : *batch) self->Look(p);
+      });
+    }
+
+    void OnWriteDone(bool ok) override {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) {
+        FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "worker went away"));
+        return;
+      }
+      WriteLocked();
+    }
+
+    void OnCancel() override { Close(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled")); }
+
+    void OnDone() override {
+      std::shared_ptr<WaitStream> last;  // may be the last owner: released after the lock
+      std::lock_guard lock(mu_);
+      last = std::move(self_);
+    }
+
+   private:
+    struct Wait {
+      uint64_t id = 0;
+      int64_t deadline = 0;
+      std::shared_ptr<pb::WaitTaskRequest> req;
+    };
+
+    std::shared_ptr<WaitStream> Self() {
+      std::lock_guard lock(mu_);
+      return self_;
+    }
+
+    // On the pool: answers the wait, or parks it until its task changes.
+    void Look(const Wait& p) {
+      auto self = Self();
+      if (!self || closing_) return;
+      pb::TaskWaitAnswer a;
+      absl::Status status;
+      uint64_t seen = 0;
+      if (!impl_->LookAtWait(*p.req, p.deadline, false, a.mutable_response(), &status, &seen)) {
+        impl_->hub->Wait(Interest::Task(p.req->task_id()), seen, p.deadline,
+                         [self, p](bool) { self->impl_->Post([self, p] { self->Look(p); }); });
+        return;
+      }
+      a.set_wait_id(p.id);
+      if (!status.ok()) {
+        a.clear_response();
+        a.set_code(static_cast<int>(status.code()));
+        a.set_message(std::string(status.message()));
+      }
+      Send(std::move(a), /*counted=*/true);
+    }
+
+    void Send(pb::TaskWaitAnswer a, bool counted) {
+      if (counted) waits_.fetch_sub(1);
+      std::lock_guard lock(mu_);
+      if (finished_) return;
+      *queued_.add_answers() = std::move(a);
+      // A stopping server answers what it has, then ends the stream.
+      if (impl_->stopping)
+        closing_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down");
+      WriteLocked();
+    }
+
+    // Sends what queued, if no message is in flight; ends the stream once
+    // it is closing and nothing is in flight.
+    void WriteLocked() {
+      if (writing_ || finished_) return;
+      if (queued_.answers_size() > 0 && !closing_) {
+        out_.Clear();
+        out_.Swap(&queued_);
+        writing_ = true;
+        StartWrite(&out_);
+        return;
+      }
+      if (closing_ || closing_status_) {
+        FinishLocked(closing_status_ ? *closing_status_ : grpc::Status::OK);
+      }
+    }
+
+    void Close(const grpc::Status& status) {
+      closing_ = true;
+      std::lock_guard lock(mu_);
+      if (!closing_status_) closing_status_ = status;
+      WriteLocked();
+    }
+
+    void FinishLocked(const grpc::Status& status) {
+      if (finished_) return;
+      finished_ = true;
+      closing_ = true;
+      Finish(status);
+    }
+
+    Impl* impl_;
+    pb::WaitTasksRequest in_;  // the read in flight (gRPC's thread only)
+    std::atomic<int64_t> waits_{0};
+    std::atomic<bool> closing_{false};
+
+    std::mutex mu_;
+    pb::WaitTasksResponse queued_;  // answers for the next message
+    pb::WaitTasksResponse out_;     // the message in flight
+    bool writing_ = false;
+    bool finished_ = false;
+    std::optional<grpc::Status> closing_status_;
+    std::shared_ptr<WaitStream> self_;
+  };
+
   class WorkerSvc final : public pb::WorkerService::CallbackService {
    public:
     explicit WorkerSvc(Impl* impl) : impl_(impl) {}
@@ -564,15 +783,17 @@ struct Services::Impl {
     grpc::ServerUnaryReactor* WaitTask(grpc::CallbackServerContext* ctx,
                                        const pb::WaitTaskRequest* req,
                                        pb::WaitTaskResponse* resp) override {
-      if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
-      if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
-      if (req->results_up_to() > kMaxWaitResults) {
-        return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                      Cat("results_up_to: at most ", kMaxWaitResults)));
-      }
+      if (auto s = ValidateWait(*req, ""); !s.ok()) return impl_->Refuse(ctx, s);
       auto call = NewLongPoll(ctx, req->wait_ms());
       impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
       return call->reactor;
+    }
+
+    grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* WaitTasks(
+        grpc::CallbackServerContext* ctx) override {
+      auto stream = std::make_shared<WaitStream>(impl_);
+      stream->Start(stream);
+      return stream.get();
     }
 
     grpc::ServerUnaryReactor* ReleaseTask(grpc::CallbackServerContext* ctx,
@@ -653,40 +874,16 @@ struct Services::Impl {
 
     void WaitTaskOnce(std::shared_ptr<LongPoll> call, const pb::WaitTaskRequest* req,
                       pb::WaitTaskResponse* resp) {
-      const Interest interest = Interest::Task(req->task_id());
-      uint64_t seen = impl_->hub->generation(interest);
-      int64_t now = impl_->clock->NowMs();
-      auto t = impl_->store->GetTask(req->task_id());
-      if (!t.ok()) {
-        call->reactor->Finish(ToGrpc(t.status()));
+      uint64_t seen = 0;
+      absl::Status status;
+      if (impl_->LookAtWait(*req, call->deadline, call->ctx->IsCancelled(), resp, &status, &seen)) {
+        call->reactor->Finish(ToGrpc(status));
         return;
       }
-      const auto& c = t->counts();
-      bool active = c.preparing() + c.running() + c.terminating() > 0;
-      bool wake = t->version() != req->known_version() ||
-                  ((t->state() == pb::RUNNING || t->state() == pb::TERMINATING) && !active) ||
-                  (req->errors_above() >= 0 && static_cast<int64_t>(c.error()) > req->errors_above());
-      if (wake || now >= call->deadline || impl_->stopping || call->ctx->IsCancelled()) {
-        if (!active && c.total() > 0 && c.total() <= req->results_up_to()) {
-          // Nothing can change these results but a new task version (a
-          // retry), which the reconciler's compare-and-set would catch.
-          store::SubtaskFilter f;
-          f.task_id = req->task_id();
-          f.states = {State::kTerminated};
-          f.page_size = req->results_up_to();
-          auto page = impl_->store->ListSubtasks(f);
-          if (page.ok() && page->next_page_token.empty()) {
-            for (auto& s : page->subtasks) *resp->add_results() = std::move(s);
-            resp->set_results_complete(true);
-          }
-        }
-        *resp->mutable_task() = std::move(*t);
-        call->reactor->Finish(grpc::Status::OK);
-        return;
-      }
-      impl_->hub->Wait(interest, seen, call->deadline, [this, call, req, resp](bool) {
-        impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
-      });
+      impl_->hub->Wait(Interest::Task(req->task_id()), seen, call->deadline,
+                       [this, call, req, resp](bool) {
+                         impl_->Post([this, call, req, resp] { WaitTaskOnce(call, req, resp); });
+                       });
     }
 
     Impl* impl_;

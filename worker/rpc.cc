@@ -1,15 +1,136 @@
 #include "worker/rpc.h"
 
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <chrono>
+#include <functional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/grpc_status.h"
+#include "common/strcat.h"
 
 namespace orchard::worker {
 
 namespace {
 constexpr int64_t kDefaultTimeoutMs = 10'000;
 constexpr int64_t kLongPollMarginMs = 5'000;
+// The server takes at most this many waits per WaitTasks message.
+constexpr int kMaxWaitsPerMessage = 1000;
 }  // namespace
+
+// The client side of one WaitTasks stream. Waits queue while a message is in
+// flight and leave together in the next; each answer goes to its wait's
+// callback. When the stream ends, every wait still on it fails with the
+// stream's status. Lifetime: owned by `self_` until OnDone(), and by Api.
+// Thread-safety: Add/Drop/Cancel from any thread; gRPC's callbacks on its own.
+class Api::WaitStream final
+    : public grpc::ClientBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
+ public:
+  using Done = std::function<void(absl::StatusOr<pb::WaitTaskResponse>)>;
+
+  static std::shared_ptr<WaitStream> Open(pb::WorkerService::Stub* stub) {
+    std::shared_ptr<WaitStream> s(new WaitStream());
+    s->self_ = s;
+    stub->async()->WaitTasks(&s->ctx_, s.get());
+    s->StartRead(&s->in_);
+    s->StartCall();
+    return s;
+  }
+
+  // False once the stream has ended (open another).
+  bool Add(uint64_t id, pb::WaitTaskRequest req, Done done) {
+    std::lock_guard lock(mu_);
+    if (ended_) return false;
+    pending_.emplace(id, std::move(done));
+    pb::TaskWait* w = queued_.add_waits();
+    w->set_wait_id(id);
+    *w->mutable_wait() = std::move(req);
+    WriteLocked();
+    return true;
+  }
+
+  // The caller gave up on this wait: its answer, if any, is dropped.
+  void Drop(uint64_t id) {
+    std::lock_guard lock(mu_);
+    pending_.erase(id);
+  }
+
+  void Cancel() { ctx_.TryCancel(); }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (ok) WriteLocked();  // else the stream is ending: OnDone() follows
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone() follows
+    std::vector<std::pair<Done, absl::StatusOr<pb::WaitTaskResponse>>> answered;
+    {
+      std::lock_guard lock(mu_);
+      for (pb::TaskWaitAnswer& a : *in_.mutable_answers()) {
+        auto it = pending_.find(a.wait_id());
+        if (it == pending_.end()) continue;
+        absl::StatusOr<pb::WaitTaskResponse> r = absl::UnknownError("");
+        if (a.code() == 0) {
+          r = std::move(*a.mutable_response());
+        } else {
+          r = absl::Status(static_cast<absl::StatusCode>(a.code()), a.message());
+        }
+        answered.emplace_back(std::move(it->second), std::move(r));
+        pending_.erase(it);
+      }
+    }
+    in_.Clear();
+    StartRead(&in_);
+    for (auto& [done, r] : answered) done(std::move(r));
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    std::unordered_map<uint64_t, Done> left;
+    std::shared_ptr<WaitStream> last;  // may be the last owner: released at the end
+    {
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      left.swap(pending_);
+      last = std::move(self_);
+    }
+    absl::Status why =
+        s.ok() ? absl::UnavailableError("the server ended the wait stream") : FromGrpc(s);
+    for (auto& [id, done] : left) done(why);
+  }
+
+ private:
+  WaitStream() = default;
+
+  void WriteLocked() {
+    if (writing_ || ended_ || queued_.waits_size() == 0) return;
+    out_.Clear();
+    if (queued_.waits_size() <= kMaxWaitsPerMessage) {
+      out_.Swap(&queued_);
+    } else {
+      auto* from = queued_.mutable_waits();
+      for (int i = 0; i < kMaxWaitsPerMessage; ++i) *out_.add_waits() = std::move(from->at(i));
+      from->DeleteSubrange(0, kMaxWaitsPerMessage);
+    }
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  grpc::ClientContext ctx_;
+  pb::WaitTasksResponse in_;  // the read in flight (gRPC's thread only)
+
+  std::mutex mu_;
+  pb::WaitTasksRequest queued_;  // waits for the next message
+  pb::WaitTasksRequest out_;     // the message in flight
+  bool writing_ = false;
+  bool ended_ = false;
+  std::unordered_map<uint64_t, Done> pending_;
+  std::shared_ptr<WaitStream> self_;
+};
 
 Api::Api(std::shared_ptr<grpc::Channel> channel)
     : workers_(pb::WorkerService::NewStub(channel)), tasks_(pb::TaskService::NewStub(channel)) {}
@@ -63,6 +184,7 @@ void Api::CancelLongPolls() {
   std::lock_guard lock(mu_);
   cancelled_ = true;
   for (auto* ctx : long_polls_) ctx->TryCancel();
+  if (wait_stream_) wait_stream_->Cancel();
 }
 
 #define ORCHARD_UNARY(stub, Method, Req, Resp, timeout, long_poll)                              \
@@ -105,9 +227,51 @@ Awaitable<absl::StatusOr<pb::TransitionTasksResponse>> Api::TransitionTasks(
                        pb::TransitionTasksResponse, 60'000, false);
 }
 Awaitable<absl::StatusOr<pb::WaitTaskResponse>> Api::WaitTask(const pb::WaitTaskRequest& req) {
-  int64_t timeout = req.wait_ms() + kLongPollMarginMs;
-  return ORCHARD_UNARY(workers_, WaitTask, pb::WaitTaskRequest, pb::WaitTaskResponse, timeout,
-                       true);
+  struct State {
+    explicit State(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::optional<absl::StatusOr<pb::WaitTaskResponse>> result;
+  };
+  // Named values only around co_await (GCC 12; see Unary).
+  asio::any_io_executor ex = co_await asio::this_coro::executor;
+  auto st = std::make_shared<State>(ex);
+  st->timer.expires_after(std::chrono::milliseconds(req.wait_ms() + kLongPollMarginMs));
+  // Runs on a gRPC thread: hands the answer to the loop, which ends the wait.
+  WaitStream::Done done = [st](absl::StatusOr<pb::WaitTaskResponse> r) {
+    asio::post(st->timer.get_executor(), [st, r = std::move(r)]() mutable {
+      if (st->result) return;
+      st->result = std::move(r);
+      st->timer.cancel();
+    });
+  };
+  std::shared_ptr<WaitStream> stream;
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (!cancelled_) {
+      id = ++next_wait_id_;
+      if (!wait_stream_ || !wait_stream_->Add(id, req, done)) {
+        wait_stream_ = WaitStream::Open(workers_.get());
+        wait_stream_->Add(id, req, done);
+      }
+      stream = wait_stream_;
+    }
+  }
+  absl::StatusOr<pb::WaitTaskResponse> out = absl::CancelledError("worker is draining");
+  if (stream) {
+    boost::system::error_code ec;
+    co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (st->result) {
+      out = std::move(*st->result);
+    } else {
+      // No answer in time: the server is not answering on this stream.
+      stream->Drop(id);
+      stream->Cancel();
+      out = absl::DeadlineExceededError(Cat("no answer to the wait on task ", req.task_id(),
+                                            " within ", req.wait_ms() + kLongPollMarginMs, " ms"));
+    }
+  }
+  co_return out;
 }
 Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> Api::ReleaseTask(const pb::ReleaseTaskRequest& req) {
   return ORCHARD_UNARY(workers_, ReleaseTask, pb::ReleaseTaskRequest, pb::ReleaseTaskResponse,

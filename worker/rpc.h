@@ -48,6 +48,11 @@ class Api {
   Awaitable<absl::StatusOr<pb::StopSubtasksResponse>> StopSubtasks(const pb::StopSubtasksRequest& req);
   Awaitable<absl::StatusOr<pb::TransitionTasksResponse>> TransitionTasks(
       const pb::TransitionTasksRequest& req);
+  // A reconciler's long poll on its task. It goes on the worker's one
+  // WaitTasks stream, opened on first use and again after it ends; waits that
+  // queue while a message is in flight share the next one. Without an answer
+  // by wait_ms plus a margin it fails with DEADLINE_EXCEEDED, and the stream
+  // is dropped (the server is not answering on it).
   Awaitable<absl::StatusOr<pb::WaitTaskResponse>> WaitTask(const pb::WaitTaskRequest& req);
   Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> ReleaseTask(const pb::ReleaseTaskRequest& req);
   Awaitable<absl::StatusOr<pb::DeregisterResponse>> Deregister(const pb::DeregisterRequest& req);
@@ -55,7 +60,8 @@ class Api {
   Awaitable<absl::StatusOr<pb::ListSubtasksResponse>> ListSubtasks(const pb::ListSubtasksRequest& req);
   Awaitable<absl::StatusOr<pb::GetHistoryResponse>> GetHistory(const pb::GetHistoryRequest& req);
 
-  // Ends every Acquire and WaitTask in flight (they return CANCELLED).
+  // Ends every Acquire and WaitTask in flight (they return CANCELLED), and
+  // refuses later ones.
   void CancelLongPolls();
 
  private:
@@ -64,9 +70,13 @@ class Api {
 
   std::unique_ptr<pb::WorkerService::Stub> workers_;
   std::unique_ptr<pb::TaskService::Stub> tasks_;
+  class WaitStream;
+
   std::mutex mu_;
   std::set<grpc::ClientContext*> long_polls_;
   bool cancelled_ = false;
+  std::shared_ptr<WaitStream> wait_stream_;  // null until the first wait
+  uint64_t next_wait_id_ = 0;
 };
 
 // Runs fn() on `pool` and resumes the awaiting coroutine on its executor.

@@ -1,11 +1,13 @@
 // The worker protocol's batched calls, spoken by a raw gRPC client to the
 // real server: what a reconciler relies on when it sends several tasks'
-// transitions in one TransitionTasks call and reduces a small task from the
-// WaitTask answer alone.
+// transitions in one TransitionTasks call, reduces a small task from the
+// WaitTask answer alone, and parks all its waits on one WaitTasks stream.
 //
 // Main thread only; the server is a real process (tests/integration/harness.h).
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -169,6 +171,114 @@ TEST_F(WorkerProtocolTest, WaitTaskCarriesASmallTasksResults) {
   pb::WaitTaskResponse none = Wait(running, 0);
   EXPECT_FALSE(none.results_complete());
   EXPECT_EQ(none.results_size(), 0);
+}
+
+// This test verifies the WaitTasks stream: each wait is answered on its own,
+// when its own task is ready (or its wait_ms passes), whatever order the
+// waits came in; a bad wait is refused alone, naming its field; the stream
+// ends cleanly when the worker closes it.
+TEST_F(WorkerProtocolTest, WaitTasksAnswersEachWaitWhenItsTaskIsReady) {
+  const std::string a = Submit(2);
+  const std::string b = Submit(1);
+  pb::AcquireResponse leased = Acquire(0, 2);
+  ASSERT_EQ(leased.tasks_size(), 2);
+  pb::TransitionTasksRequest plan;
+  for (const auto& lease : leased.tasks()) *plan.add_transitions() = Planned(lease);
+  pb::TransitionTasksResponse planned;
+  ASSERT_TRUE(Call(&pb::WorkerService::Stub::TransitionTasks, plan, &planned).ok());
+  std::map<std::string, pb::Task> running;
+  for (const auto& r : planned.results()) {
+    ASSERT_EQ(r.code(), 0) << r.message();
+    running[r.task().id()] = r.task();
+  }
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = workers_->WaitTasks(&ctx);
+  auto wait = [&](pb::WaitTasksRequest* msg, uint64_t id, const std::string& task_id,
+                  uint32_t wait_ms) {
+    pb::TaskWait* w = msg->add_waits();
+    w->set_wait_id(id);
+    pb::WaitTaskRequest* r = w->mutable_wait();
+    r->set_worker_id(worker_);
+    r->set_task_id(task_id);
+    r->set_known_version(task_id.empty() ? 0 : running[task_id].version());
+    r->set_errors_above(-1);
+    r->set_wait_ms(wait_ms);
+    r->set_results_up_to(10);
+  };
+  std::deque<pb::TaskWaitAnswer> inbox;
+  auto next = [&]() -> pb::TaskWaitAnswer {
+    while (inbox.empty()) {
+      pb::WaitTasksResponse msg;
+      if (!stream->Read(&msg)) {
+        ADD_FAILURE() << "the stream ended before the next answer";
+        return {};
+      }
+      for (auto& ans : *msg.mutable_answers()) inbox.push_back(std::move(ans));
+    }
+    pb::TaskWaitAnswer ans = std::move(inbox.front());
+    inbox.pop_front();
+    return ans;
+  };
+
+  pb::WaitTasksRequest first;
+  wait(&first, 1, a, 30'000);
+  wait(&first, 2, b, 30'000);
+  wait(&first, 3, "", 30'000);
+  ASSERT_TRUE(stream->Write(first));
+  // Only the bad wait is answered now: nothing changed either task.
+  pb::TaskWaitAnswer bad = next();
+  EXPECT_EQ(bad.wait_id(), 3u);
+  EXPECT_EQ(bad.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(bad.message().find("waits[2].wait.task_id"), std::string::npos) << bad.message();
+
+  // A short wait on a: answered when its wait_ms passes, with a as it was.
+  pb::WaitTasksRequest second;
+  wait(&second, 4, a, 300);
+  ASSERT_TRUE(stream->Write(second));
+  pb::TaskWaitAnswer timed_out = next();
+  EXPECT_EQ(timed_out.wait_id(), 4u);
+  EXPECT_EQ(timed_out.code(), 0) << timed_out.message();
+  EXPECT_EQ(timed_out.response().task().id(), a);
+  EXPECT_EQ(timed_out.response().task().version(), running[a].version());
+  EXPECT_FALSE(timed_out.response().results_complete());
+
+  // b's only subtask ends: b's wait is answered, with its result; a's is not.
+  pb::AcquireResponse slices = Acquire(3, 0);
+  ASSERT_EQ(slices.subtasks_size(), 3);
+  auto report = [&](const std::string& task_id) {
+    pb::ReportRequest req;
+    req.set_worker_id(worker_);
+    for (const auto& s : slices.subtasks()) {
+      if (s.lease().task_id() != task_id) continue;
+      pb::SubtaskReport* r = req.add_reports();
+      *r->mutable_lease() = s.lease();
+      r->set_succeeded_result_json("{\"sum\":" + std::to_string(s.lease().subtask_index()) + "}");
+    }
+    pb::ReportResponse resp;
+    ASSERT_TRUE(Call(&pb::WorkerService::Stub::Report, req, &resp).ok());
+  };
+  report(b);
+  pb::TaskWaitAnswer b_done = next();
+  EXPECT_EQ(b_done.wait_id(), 2u);
+  EXPECT_EQ(b_done.code(), 0) << b_done.message();
+  EXPECT_EQ(b_done.response().task().id(), b);
+  ASSERT_TRUE(b_done.response().results_complete());
+  EXPECT_EQ(b_done.response().results_size(), 1);
+
+  report(a);
+  pb::TaskWaitAnswer a_done = next();
+  EXPECT_EQ(a_done.wait_id(), 1u);
+  EXPECT_EQ(a_done.response().task().id(), a);
+  ASSERT_TRUE(a_done.response().results_complete());
+  EXPECT_EQ(a_done.response().results_size(), 2);
+
+  ASSERT_TRUE(stream->WritesDone());
+  pb::WaitTasksResponse extra;
+  EXPECT_FALSE(stream->Read(&extra));
+  grpc::Status end = stream->Finish();
+  EXPECT_TRUE(end.ok()) << end.error_message();
 }
 
 }  // namespace
