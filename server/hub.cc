@@ -2,32 +2,25 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <list>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-
 #include "common/clock.h"
 
 namespace orchard::server {
 
-namespace asio = boost::asio;
-
 namespace {
 constexpr size_t kTaskCounters = 4096;
+using Steady = std::chrono::steady_clock;
 }  // namespace
 
 struct Hub::Impl {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::atomic<bool> stopped{false};
-
   // Generations: any = every notification; everything = Notify(); work =
   // NotifyTask(.., true); task[h] = NotifyTask of a task hashing to h.
   std::atomic<uint64_t> any{0}, everything{0}, work{0};
@@ -47,100 +40,104 @@ struct Hub::Impl {
     return 0;
   }
 
-  // Notifications not yet delivered; one posted drain serves them all.
-  std::mutex pending_mu;
-  bool drain_posted = false;
-  bool pending_everything = false;
-  bool pending_work = false;
-  std::vector<std::string> pending_tasks;
-
-  struct Waiter {
-    std::unique_ptr<asio::steady_timer> timer;
-    std::function<void(bool)> wake;
-    std::list<std::shared_ptr<Waiter>>* home = nullptr;
-    std::list<std::shared_ptr<Waiter>>::iterator at;
-    std::string task_id;  // for kTask: its key in by_task
-    bool done = false;
-  };
+  struct Waiter;
   using Waiters = std::list<std::shared_ptr<Waiter>>;
-  // Touched only on the hub's thread.
+  using Deadlines = std::multimap<Steady::time_point, std::shared_ptr<Waiter>>;
+  struct Waiter {
+    std::function<void(bool)> wake;
+    Waiters* home = nullptr;  // the list it is parked in
+    Waiters::iterator at;
+    Deadlines::iterator deadline;
+    std::string task_id;  // for kTask: its key in by_task
+  };
+  using Wakes = std::vector<std::function<void(bool)>>;
+
+  // Everything below is guarded by mu. Waiters are parked and woken under
+  // it; their callbacks run after it is released.
+  std::mutex mu;
+  bool stopped = false;
   Waiters any_waiters, work_waiters;
   std::unordered_map<std::string, Waiters> by_task;
-  std::thread thread;
+  Deadlines deadlines;
+  std::multimap<Steady::time_point, std::function<void()>> afters;
+  std::condition_variable timer_cv;  // the earliest deadline moved earlier, or stop
+  std::thread timer_thread;
 
-  void Fire(const std::shared_ptr<Waiter>& w, bool woken) {
-    if (w->done) return;
-    w->done = true;
-    w->timer->cancel();
-    auto fn = std::move(w->wake);
-    fn(woken);
+  Steady::time_point Earliest() const {
+    Steady::time_point t = Steady::time_point::max();
+    if (!deadlines.empty()) t = deadlines.begin()->first;
+    if (!afters.empty()) t = std::min(t, afters.begin()->first);
+    return t;
   }
 
-  // Detaches the waiter from its list (dropping an emptied task list).
-  void Unlink(const std::shared_ptr<Waiter>& w) {
-    if (w->home == nullptr) return;
+  // Takes the waiter out of its list and the deadlines; returns its callback.
+  std::function<void(bool)> Take(std::shared_ptr<Waiter> w) {
     Waiters* home = w->home;
     w->home = nullptr;
+    deadlines.erase(w->deadline);
+    auto fn = std::move(w->wake);
     home->erase(w->at);
-    if (home->empty() && !w->task_id.empty()) by_task.erase(w->task_id);
+    return fn;
   }
 
-  void FireAll(Waiters& list, bool woken) {
-    Waiters taken;
-    taken.swap(list);
-    for (auto& w : taken) {
-      w->home = nullptr;
-      Fire(w, woken);
-    }
+  void TakeAll(Waiters& list, Wakes& out) {
+    while (!list.empty()) out.push_back(Take(list.front()));
   }
 
-  void FireEveryTask(bool woken) {
-    auto tasks = std::move(by_task);
+  void TakeTask(const std::string& id, Wakes& out) {
+    auto it = by_task.find(id);
+    if (it == by_task.end()) return;
+    TakeAll(it->second, out);
+    by_task.erase(it);
+  }
+
+  void TakeEveryone(Wakes& out) {
+    TakeAll(any_waiters, out);
+    TakeAll(work_waiters, out);
+    for (auto& [id, list] : by_task) TakeAll(list, out);
     by_task.clear();
-    for (auto& [id, list] : tasks) FireAll(list, woken);
   }
 
-  void Drain() {
-    bool all, work_changed;
-    std::vector<std::string> ids;
-    {
-      std::lock_guard lock(pending_mu);
-      drain_posted = false;
-      all = pending_everything;
-      work_changed = pending_work;
-      ids.swap(pending_tasks);
-      pending_everything = pending_work = false;
-    }
-    FireAll(any_waiters, true);
-    if (all || work_changed) FireAll(work_waiters, true);
-    if (all) {
-      FireEveryTask(true);
-      return;
-    }
-    for (const auto& id : ids) {
-      auto it = by_task.find(id);
-      if (it == by_task.end()) continue;
-      Waiters list = std::move(it->second);
-      by_task.erase(it);
-      FireAll(list, true);
-    }
+  static void Call(Wakes& wakes, bool woken) {
+    for (auto& fn : wakes) fn(woken);
   }
 
-  void Post(bool all, bool new_work, const std::string* task_id) {
-    bool post = false;
-    {
-      std::lock_guard lock(pending_mu);
-      pending_everything = pending_everything || all;
-      pending_work = pending_work || new_work;
-      if (task_id != nullptr && !pending_everything) pending_tasks.push_back(*task_id);
-      if (!drain_posted) drain_posted = post = true;
+  // Fires waiters whose deadline passed and After() callbacks that are due.
+  void TimerLoop() {
+    std::unique_lock lock(mu);
+    while (!stopped) {
+      const Steady::time_point next = Earliest();
+      if (next == Steady::time_point::max()) {
+        timer_cv.wait(lock);
+      } else {
+        timer_cv.wait_until(lock, next);
+      }
+      if (stopped) break;
+      const Steady::time_point now = Steady::now();
+      Wakes expired;
+      while (!deadlines.empty() && deadlines.begin()->first <= now) {
+        std::shared_ptr<Waiter> w = deadlines.begin()->second;
+        expired.push_back(Take(w));
+        if (!w->task_id.empty()) {
+          auto it = by_task.find(w->task_id);
+          if (it != by_task.end() && it->second.empty()) by_task.erase(it);
+        }
+      }
+      std::vector<std::function<void()>> due;
+      while (!afters.empty() && afters.begin()->first <= now) {
+        due.push_back(std::move(afters.begin()->second));
+        afters.erase(afters.begin());
+      }
+      lock.unlock();
+      Call(expired, false);
+      for (auto& fn : due) fn();
+      lock.lock();
     }
-    if (post) asio::post(io, [this] { Drain(); });
   }
 };
 
 Hub::Hub() : impl_(std::make_unique<Impl>()) {
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->timer_thread = std::thread([this] { impl_->TimerLoop(); });
 }
 
 Hub::~Hub() { Shutdown(); }
@@ -150,70 +147,89 @@ uint64_t Hub::generation(const Interest& interest) const { return impl_->Generat
 void Hub::Notify() {
   impl_->any.fetch_add(1);
   impl_->everything.fetch_add(1);
-  impl_->Post(true, true, nullptr);
+  Impl::Wakes wakes;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->TakeEveryone(wakes);
+  }
+  Impl::Call(wakes, true);
 }
 
 void Hub::NotifyTask(const std::string& task_id, bool new_work) {
+  // Counters first, then the waiters: a waiter that read the old generation
+  // is either parked already (and taken here) or parks after this and sees
+  // the new generation under the lock.
   impl_->task[Impl::Slot(task_id)].fetch_add(1);
   if (new_work) impl_->work.fetch_add(1);
   impl_->any.fetch_add(1);
-  impl_->Post(false, new_work, &task_id);
+  Impl::Wakes wakes;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->TakeAll(impl_->any_waiters, wakes);
+    if (new_work) impl_->TakeAll(impl_->work_waiters, wakes);
+    impl_->TakeTask(task_id, wakes);
+  }
+  Impl::Call(wakes, true);
 }
 
 void Hub::Wait(const Interest& interest, uint64_t seen_generation, int64_t deadline_ms,
                std::function<void(bool)> wake) {
-  asio::post(impl_->io, [impl = impl_.get(), interest, seen_generation, deadline_ms,
-                         wake = std::move(wake)]() mutable {
-    if (impl->stopped) {
-      wake(false);
-      return;
+  bool woken = false;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->stopped) {
+      woken = impl_->Generation(interest) != seen_generation;
+      if (!woken) {
+        auto w = std::make_shared<Impl::Waiter>();
+        w->wake = std::move(wake);
+        switch (interest.kind) {
+          case Interest::kAny:
+            w->home = &impl_->any_waiters;
+            break;
+          case Interest::kWork:
+            w->home = &impl_->work_waiters;
+            break;
+          case Interest::kTask:
+            w->task_id = interest.task_id;
+            w->home = &impl_->by_task[interest.task_id];
+            break;
+        }
+        w->at = w->home->insert(w->home->end(), w);
+        const int64_t delay = std::max<int64_t>(deadline_ms - SystemClock::Get()->NowMs(), 0);
+        const Steady::time_point at = Steady::now() + std::chrono::milliseconds(delay);
+        const bool earliest = at < impl_->Earliest();
+        w->deadline = impl_->deadlines.emplace(at, w);
+        // The timer thread sleeps until the earliest deadline: wake it only
+        // when this one comes first (long polls rarely do).
+        if (earliest) impl_->timer_cv.notify_one();
+        return;
+      }
     }
-    if (impl->Generation(interest) != seen_generation) {
-      wake(true);
-      return;
-    }
-    auto w = std::make_shared<Impl::Waiter>();
-    w->timer = std::make_unique<asio::steady_timer>(impl->io);
-    w->wake = std::move(wake);
-    switch (interest.kind) {
-      case Interest::kAny:
-        w->home = &impl->any_waiters;
-        break;
-      case Interest::kWork:
-        w->home = &impl->work_waiters;
-        break;
-      case Interest::kTask:
-        w->task_id = interest.task_id;
-        w->home = &impl->by_task[interest.task_id];
-        break;
-    }
-    w->at = w->home->insert(w->home->end(), w);
-    int64_t delay = deadline_ms - SystemClock::Get()->NowMs();
-    w->timer->expires_after(std::chrono::milliseconds(delay > 0 ? delay : 0));
-    w->timer->async_wait([impl, w](const boost::system::error_code& ec) {
-      if (ec || w->done) return;  // cancelled: a notification fired it
-      impl->Unlink(w);
-      impl->Fire(w, false);
-    });
-  });
+  }
+  wake(woken);
 }
 
 void Hub::After(int64_t delay_ms, std::function<void()> fn) {
-  auto timer = std::make_shared<asio::steady_timer>(impl_->io);
-  timer->expires_after(std::chrono::milliseconds(delay_ms));
-  timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code&) { fn(); });
+  std::lock_guard lock(impl_->mu);
+  const Steady::time_point at = Steady::now() + std::chrono::milliseconds(std::max<int64_t>(
+                                                    delay_ms, 0));
+  const bool earliest = at < impl_->Earliest();
+  impl_->afters.emplace(at, std::move(fn));
+  if (earliest) impl_->timer_cv.notify_one();
 }
 
 void Hub::Shutdown() {
-  if (impl_->stopped.exchange(true)) return;
-  asio::post(impl_->io, [impl = impl_.get()] {
-    impl->FireAll(impl->any_waiters, false);
-    impl->FireAll(impl->work_waiters, false);
-    impl->FireEveryTask(false);
-    impl->guard.reset();
-    impl->io.stop();
-  });
-  if (impl_->thread.joinable()) impl_->thread.join();
+  Impl::Wakes wakes;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+    impl_->TakeEveryone(wakes);
+    impl_->afters.clear();
+    impl_->timer_cv.notify_one();
+  }
+  Impl::Call(wakes, false);
+  if (impl_->timer_thread.joinable()) impl_->timer_thread.join();
 }
 
 }  // namespace orchard::server

@@ -8,8 +8,13 @@
 // reads it before it looks at the store and passes it to Wait(); if it moved
 // since, the waiter is woken at once, so no change slips between the look
 // and the wait. Tasks share 4096 counters by hash: a collision costs a
-// spurious wake-up, never a missed one. Waiters are woken on the hub's own
-// thread and must not block there (they post their work elsewhere).
+// spurious wake-up, never a missed one.
+//
+// There is no hand-off to a hub thread: a waiter is parked under a mutex on
+// the caller's thread, and woken on the notifier's (or inside Wait() when
+// its generation is stale already). Only deadlines and After() run on the
+// hub's timer thread, which sleeps until the earliest one. Wake callbacks
+// run with no lock held and must not block (they post their work elsewhere).
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -49,13 +54,15 @@ class Hub {
   void NotifyTask(const std::string& task_id, bool new_work);
   // Calls `wake(true)` after the next notification for `interest` past
   // `seen_generation` (at once if one already happened), or `wake(false)` at
-  // `deadline_ms` (system clock). Called exactly once, on the hub's thread.
+  // `deadline_ms` (system clock). Called exactly once: on the notifying
+  // thread, the timer thread, or this one when the generation moved already.
   void Wait(const Interest& interest, uint64_t seen_generation, int64_t deadline_ms,
             std::function<void(bool)> wake);
-  // Calls `fn` on the hub's thread after `delay_ms`.
+  // Calls `fn` on the hub's timer thread after `delay_ms`.
   void After(int64_t delay_ms, std::function<void()> fn);
 
-  // Wakes every waiter with false and stops the thread.
+  // Wakes every waiter with false, drops pending After()s and stops the
+  // timer thread.
   void Shutdown();
 
  private:
