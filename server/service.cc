@@ -1040,7 +1040,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
     last_terminal_ = IsTerminal(static_cast<State>(response_.task().state()));
     std::lock_guard lock(mu_);
     if (finished_) return;
-    StartWrite(&response_);
+    // More queued behind this one: let the transport hold it for them, so a
+    // poll's changes leave in a few writes, not one write each.
+    if (queue_.empty()) {
+      StartWrite(&response_);
+    } else {
+      StartWrite(&response_, grpc::WriteOptions().set_buffer_hint());
+    }
   }
 
   void FinishOnce(const grpc::Status& s) {
