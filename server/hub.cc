@@ -211,8 +211,8 @@ void Hub::Wait(const Interest& interest, uint64_t seen_generation, int64_t deadl
 
 void Hub::After(int64_t delay_ms, std::function<void()> fn) {
   std::lock_guard lock(impl_->mu);
-  const Steady::time_point at = Steady::now() + std::chrono::milliseconds(std::max<int64_t>(
-                                                    delay_ms, 0));
+  const Steady::time_point at =
+      Steady::now() + std::chrono::milliseconds(std::max<int64_t>(delay_ms, 0));
   const bool earliest = at < impl_->Earliest();
   impl_->afters.emplace(at, std::move(fn));
   if (earliest) impl_->timer_cv.notify_one();
