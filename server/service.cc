@@ -179,6 +179,16 @@ struct Services::Impl {
     return reactor;
   }
 
+  // Starts a call whose store work is asynchronous: `start(finish)` runs on
+  // the gRPC thread and must arrange for `finish(status)` to be called
+  // exactly once (from a store callback, typically on the writer thread).
+  template <typename Start>
+  grpc::ServerUnaryReactor* Async(grpc::CallbackServerContext* ctx, Start start) {
+    auto* reactor = ctx->DefaultReactor();
+    start([reactor](const absl::Status& s) { reactor->Finish(ToGrpc(s)); });
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const absl::Status& s) {
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(ToGrpc(s));
@@ -254,18 +264,24 @@ struct Services::Impl {
                                      pb::SubmitResponse* resp) override {
       auto spec = std::make_shared<pb::TaskSpec>(req->spec());
       if (auto s = ValidateAndDefaultSpec(*spec); !s.ok()) return impl_->Refuse(ctx, s);
-      return impl_->Unary(ctx, [this, spec, resp]() -> absl::Status {
-        auto r = impl_->store->CreateTask(*spec, impl_->clock->NowMs());
-        if (!r.ok()) return r.status();
-        if (r->created) {
-          impl_->hub->NotifyTask(r->task.id(), /*new_work=*/true);
-          spdlog::info("task {} submitted: kind={} range=[{},{}) request_id='{}'", r->task.id(),
-                       spec->kind(), spec->begin(), spec->end(), spec->request_id());
-        }
-        *resp->mutable_task() = std::move(r->task);
-        resp->set_created(r->created);
-        impl_->Annotate(*resp->mutable_task());
-        return absl::OkStatus();
+      // No hop to the pool: the write is queued from here, and the writer
+      // answers right after its commit.
+      return impl_->Async(ctx, [this, spec, resp](auto finish) {
+        impl_->store->CreateTaskAsync(
+            *spec, impl_->clock->NowMs(),
+            [this, spec, resp, finish](absl::StatusOr<store::SubmitResult> r) {
+              if (!r.ok()) return finish(r.status());
+              if (r->created) {
+                impl_->hub->NotifyTask(r->task.id(), /*new_work=*/true);
+                spdlog::info("task {} submitted: kind={} range=[{},{}) request_id='{}'",
+                             r->task.id(), spec->kind(), spec->begin(), spec->end(),
+                             spec->request_id());
+              }
+              *resp->mutable_task() = std::move(r->task);
+              resp->set_created(r->created);
+              impl_->Annotate(*resp->mutable_task());
+              finish(absl::OkStatus());
+            });
       });
     }
 
@@ -702,21 +718,24 @@ struct Services::Impl {
           }
         }
       }
-      return impl_->Unary(ctx, [this, req, resp]() -> absl::Status {
+      return impl_->Async(ctx, [this, req, resp](auto finish) {
         std::vector<pb::SubtaskReport> reports(req->reports().begin(), req->reports().end());
-        auto r = impl_->store->Report(req->worker_id(), reports, impl_->clock->NowMs());
-        if (!r.ok()) return r.status();
-        impl_->Heard(req->worker_id());
-        for (const auto& s : *r) {
-          resp->add_codes(static_cast<int>(s.code()));
-          resp->add_messages(std::string(s.message()));
-        }
-        // A finished slice may free a parallelism slot, a failed one comes
-        // back for a retry: new work either way.
-        std::set<std::string_view> changed;
-        for (const auto& r : req->reports()) changed.insert(r.lease().task_id());
-        for (auto id : changed) impl_->hub->NotifyTask(std::string(id), /*new_work=*/true);
-        return absl::OkStatus();
+        impl_->store->ReportAsync(
+            req->worker_id(), std::move(reports), impl_->clock->NowMs(),
+            [this, req, resp, finish](absl::StatusOr<std::vector<absl::Status>> r) {
+              if (!r.ok()) return finish(r.status());
+              impl_->Heard(req->worker_id());
+              for (const auto& s : *r) {
+                resp->add_codes(static_cast<int>(s.code()));
+                resp->add_messages(std::string(s.message()));
+              }
+              // A finished slice may free a parallelism slot, a failed one
+              // comes back for a retry: new work either way.
+              std::set<std::string_view> changed;
+              for (const auto& r : req->reports()) changed.insert(r.lease().task_id());
+              for (auto id : changed) impl_->hub->NotifyTask(std::string(id), /*new_work=*/true);
+              finish(absl::OkStatus());
+            });
       });
     }
 
@@ -748,19 +767,29 @@ struct Services::Impl {
         if (!t.ok()) return impl_->Refuse(ctx, t.status());
         ts.push_back(std::move(*t));
       }
-      return impl_->Unary(ctx, [this, ts = std::move(ts), resp]() -> absl::Status {
-        auto results = impl_->store->TransitionTasks(ts, impl_->clock->NowMs());
-        for (size_t i = 0; i < results.size(); ++i) {
-          pb::TransitionTaskResult* out = resp->add_results();
-          if (!results[i].ok()) {
-            out->set_code(static_cast<int>(results[i].status().code()));
-            out->set_message(std::string(results[i].status().message()));
-            continue;
-          }
-          impl_->hub->NotifyTask(ts[i].task_id, ts[i].event == lifecycle::TaskEvent::kPlanned);
-          *out->mutable_task() = std::move(*results[i]);
-        }
-        return absl::OkStatus();
+      // What the hub is told after each write, kept apart from the moved batch.
+      std::vector<std::pair<std::string, bool>> notify;
+      notify.reserve(ts.size());
+      for (const auto& t : ts) {
+        notify.emplace_back(t.task_id, t.event == lifecycle::TaskEvent::kPlanned);
+      }
+      return impl_->Async(ctx, [this, &ts, &notify, resp](auto finish) {
+        impl_->store->TransitionTasksAsync(
+            std::move(ts), impl_->clock->NowMs(),
+            [this, notify = std::move(notify), resp,
+             finish](std::vector<absl::StatusOr<pb::Task>> results) {
+              for (size_t i = 0; i < results.size(); ++i) {
+                pb::TransitionTaskResult* out = resp->add_results();
+                if (!results[i].ok()) {
+                  out->set_code(static_cast<int>(results[i].status().code()));
+                  out->set_message(std::string(results[i].status().message()));
+                  continue;
+                }
+                impl_->hub->NotifyTask(notify[i].first, notify[i].second);
+                *out->mutable_task() = std::move(*results[i]);
+              }
+              finish(absl::OkStatus());
+            });
       });
     }
 

@@ -16,6 +16,7 @@
 
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,13 @@ class SqliteStore final : public Store {
                            uint64_t epoch) override;
   std::vector<absl::StatusOr<pb::Task>> TransitionTasks(const std::vector<TaskTransition>& ts,
                                                         int64_t now_ms) override;
+  // The writer thread runs `done` right after the group commit.
+  void CreateTaskAsync(const pb::TaskSpec& spec, int64_t now_ms,
+                       Done<absl::StatusOr<SubmitResult>> done) override;
+  void TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
+                            Done<std::vector<absl::StatusOr<pb::Task>>> done) override;
+  void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports, int64_t now_ms,
+                   Done<absl::StatusOr<std::vector<absl::Status>>> done) override;
   absl::StatusOr<ExpireResult> ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) override;
   absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
                                                      int64_t alive_window_ms) override;
@@ -84,6 +92,14 @@ class SqliteStore final : public Store {
   // Runs `op` on the writer thread in the next group commit; blocks until
   // it is durable.
   absl::Status Write(sqlite::WriteOp op);
+  // Starts an async store call and blocks until its `done` ran: the
+  // blocking forms of the hot writes, on their async forms.
+  template <typename T>
+  static T Await(const std::function<void(Done<T>)>& start) {
+    std::promise<T> result;
+    start([&result](T value) { result.set_value(std::move(value)); });
+    return result.get_future().get();
+  }
   // Runs `fn` on a read connection; converts exceptions into INTERNAL.
   template <typename R>
   R Read(const std::function<R(sqlite::Connection&)>& fn);

@@ -354,16 +354,32 @@ absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(const pb::HeartbeatReques
 
 absl::StatusOr<std::vector<absl::Status>> SqliteStore::Report(
     const std::string& worker_id, const std::vector<pb::SubtaskReport>& reports, int64_t now_ms) {
-  std::vector<absl::Status> out;
-  STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
-    out.assign(reports.size(), absl::OkStatus());
+  using Out = absl::StatusOr<std::vector<absl::Status>>;
+  return Await<Out>([&](Done<Out> done) { ReportAsync(worker_id, reports, now_ms, done); });
+}
+
+void SqliteStore::ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports,
+                              int64_t now_ms,
+                              Done<absl::StatusOr<std::vector<absl::Status>>> done) {
+  struct State {
+    std::string worker_id;
+    std::vector<pb::SubtaskReport> reports;
+    std::vector<absl::Status> out;
+  };
+  auto st = std::make_shared<State>();
+  st->worker_id = std::move(worker_id);
+  st->reports = std::move(reports);
+  std::vector<sqlite::WriteOp> ops;
+  ops.push_back([st, now_ms](WriteCtx& ctx) -> absl::Status {
+    const auto& reports = st->reports;
+    st->out.assign(reports.size(), absl::OkStatus());
     Connection& db = ctx.db;
     TaskCache tasks;
     sqlite::TaskDeltas deltas;
     for (size_t i = 0; i < reports.size(); ++i) {
       STORE_RETURN_IF_ERROR(Savepoint(db, "SAVEPOINT report"));
       CounterDelta delta;
-      absl::Status s = ApplyReport(ctx, tasks, worker_id, reports[i], now_ms, delta);
+      absl::Status s = ApplyReport(ctx, tasks, st->worker_id, reports[i], now_ms, delta);
       if (!db.in_transaction()) return s.ok() ? absl::UnavailableError("store: rolled back") : s;
       if (s.ok()) {
         STORE_RETURN_IF_ERROR(Savepoint(db, "RELEASE report"));
@@ -372,11 +388,17 @@ absl::StatusOr<std::vector<absl::Status>> SqliteStore::Report(
         STORE_RETURN_IF_ERROR(Savepoint(db, "ROLLBACK TO report"));
         STORE_RETURN_IF_ERROR(Savepoint(db, "RELEASE report"));
       }
-      out[i] = std::move(s);
+      st->out[i] = std::move(s);
     }
     return sqlite::ApplyDeltas(db, deltas, ctx.revision);
-  }));
-  return out;
+  });
+  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
+    if (!s[0].ok()) {
+      done(std::move(s[0]));
+    } else {
+      done(std::move(st->out));
+    }
+  });
 }
 
 absl::Status SqliteStore::ReleaseTask(const std::string& worker_id, const std::string& task_id,

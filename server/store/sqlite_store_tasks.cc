@@ -170,6 +170,71 @@ absl::StatusOr<uint64_t> ResetFailedSubtasks(Connection& db, const TaskRow& task
 
 }  // namespace
 
+namespace {
+
+// A new task's rows: the task, its labels and its Created history row. With
+// a request_id already stored, that task instead (created = false).
+absl::Status WriteNewTask(WriteCtx& ctx, const pb::TaskSpec& spec, const std::string& id,
+                          int64_t now_ms, SubmitResult& out) {
+  const std::string& request_id = spec.request_id();
+  if (!request_id.empty()) {
+    // Checked in the transaction: two submits of one request_id may both
+    // have missed a read before; the writer runs them one after the other.
+    STORE_ASSIGN_OR_RETURN(std::optional<pb::Task> existing, FindByRequestId(ctx.db, request_id));
+    if (existing) {
+      out = SubmitResult{std::move(*existing), false};
+      return absl::OkStatus();
+    }
+  }
+  const pb::TaskPolicy& p = spec.policy();
+  const std::string blob = spec.SerializeAsString();  // bound, not copied: outlives the step
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Query q,
+        ctx.db.Prepare("INSERT INTO tasks(id, request_id, kind, spec, priority, parallelism, "
+                       "max_attempts, backoff_initial_ms, backoff_max_ms, state, version, "
+                       "revision, create_time_ms, update_time_ms) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, 1, ?10, ?11, ?11)"));
+    q->BindText(1, id);
+    q->BindText(2, request_id);
+    q->BindText(3, spec.kind());
+    q->BindBlob(4, blob);
+    q->BindInt(5, p.priority());
+    q->BindInt(6, p.parallelism());
+    q->BindInt(7, p.max_attempts() == 0 ? 3 : p.max_attempts());
+    q->BindInt(8, p.backoff_initial_ms() == 0 ? 500 : p.backoff_initial_ms());
+    q->BindInt(9, p.backoff_max_ms() == 0 ? 30'000 : p.backoff_max_ms());
+    q->BindInt(10, ctx.revision);
+    q->BindInt(11, now_ms);
+    STORE_RETURN_IF_ERROR(q->Run());
+  }
+  for (const auto& [key, value] : spec.labels()) {
+    STORE_ASSIGN_OR_RETURN(
+        Query q,
+        ctx.db.Prepare("INSERT INTO task_labels(task_id, key, value) VALUES (?1, ?2, ?3)"));
+    q->BindText(1, id);
+    q->BindText(2, key);
+    q->BindText(3, value);
+    STORE_RETURN_IF_ERROR(q->Run());
+  }
+  STORE_RETURN_IF_ERROR(
+      sqlite::InsertHistory(ctx.db, sqlite::HistoryRow{.task_id = id,
+                                                       .subtask_index = -1,
+                                                       .from = 0,
+                                                       .to = static_cast<int>(State::kPreparing),
+                                                       .event = "Created",
+                                                       .reason = "submitted",
+                                                       .actor = "client",
+                                                       .time_ms = now_ms,
+                                                       .version = 1,
+                                                       .attempt = 0}));
+  STORE_ASSIGN_OR_RETURN(out.task, sqlite::LoadTask(ctx.db, id));
+  out.created = true;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<SubmitResult> SqliteStore::CreateTask(const pb::TaskSpec& spec, int64_t now_ms) {
   const std::string& request_id = spec.request_id();
   if (!request_id.empty()) {
@@ -179,65 +244,30 @@ absl::StatusOr<SubmitResult> SqliteStore::CreateTask(const pb::TaskSpec& spec, i
     if (!found.ok()) return found.status();
     if (found->has_value()) return SubmitResult{std::move(**found), false};
   }
-  const pb::TaskPolicy& p = spec.policy();
-  const std::string id = NewId("t-");
-  const std::string blob = spec.SerializeAsString();
-  SubmitResult out;
-  STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
-    if (!request_id.empty()) {
-      // Checked again in the transaction: two submits of one request_id may
-      // both have missed above; the writer runs them one after the other.
-      STORE_ASSIGN_OR_RETURN(std::optional<pb::Task> existing, FindByRequestId(ctx.db, request_id));
-      if (existing) {
-        out = SubmitResult{std::move(*existing), false};
-        return absl::OkStatus();
-      }
+  return Await<absl::StatusOr<SubmitResult>>(
+      [&](Done<absl::StatusOr<SubmitResult>> done) { CreateTaskAsync(spec, now_ms, done); });
+}
+
+void SqliteStore::CreateTaskAsync(const pb::TaskSpec& spec, int64_t now_ms,
+                                  Done<absl::StatusOr<SubmitResult>> done) {
+  struct State {
+    pb::TaskSpec spec;
+    std::string id;
+    SubmitResult out;
+  };
+  auto st = std::make_shared<State>();
+  st->spec = spec;
+  st->id = NewId("t-");
+  std::vector<sqlite::WriteOp> ops;
+  ops.push_back(
+      [st, now_ms](WriteCtx& ctx) { return WriteNewTask(ctx, st->spec, st->id, now_ms, st->out); });
+  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
+    if (!s[0].ok()) {
+      done(std::move(s[0]));
+    } else {
+      done(std::move(st->out));
     }
-    {
-      STORE_ASSIGN_OR_RETURN(
-          Query q,
-          ctx.db.Prepare("INSERT INTO tasks(id, request_id, kind, spec, priority, parallelism, "
-                         "max_attempts, backoff_initial_ms, backoff_max_ms, state, version, "
-                         "revision, create_time_ms, update_time_ms) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, 1, ?10, ?11, ?11)"));
-      q->BindText(1, id);
-      q->BindText(2, request_id);
-      q->BindText(3, spec.kind());
-      q->BindBlob(4, blob);
-      q->BindInt(5, p.priority());
-      q->BindInt(6, p.parallelism());
-      q->BindInt(7, p.max_attempts() == 0 ? 3 : p.max_attempts());
-      q->BindInt(8, p.backoff_initial_ms() == 0 ? 500 : p.backoff_initial_ms());
-      q->BindInt(9, p.backoff_max_ms() == 0 ? 30'000 : p.backoff_max_ms());
-      q->BindInt(10, ctx.revision);
-      q->BindInt(11, now_ms);
-      STORE_RETURN_IF_ERROR(q->Run());
-    }
-    for (const auto& [key, value] : spec.labels()) {
-      STORE_ASSIGN_OR_RETURN(
-          Query q,
-          ctx.db.Prepare("INSERT INTO task_labels(task_id, key, value) VALUES (?1, ?2, ?3)"));
-      q->BindText(1, id);
-      q->BindText(2, key);
-      q->BindText(3, value);
-      STORE_RETURN_IF_ERROR(q->Run());
-    }
-    STORE_RETURN_IF_ERROR(
-        sqlite::InsertHistory(ctx.db, sqlite::HistoryRow{.task_id = id,
-                                                         .subtask_index = -1,
-                                                         .from = 0,
-                                                         .to = static_cast<int>(State::kPreparing),
-                                                         .event = "Created",
-                                                         .reason = "submitted",
-                                                         .actor = "client",
-                                                         .time_ms = now_ms,
-                                                         .version = 1,
-                                                         .attempt = 0}));
-    STORE_ASSIGN_OR_RETURN(out.task, sqlite::LoadTask(ctx.db, id));
-    out.created = true;
-    return absl::OkStatus();
-  }));
-  return out;
+  });
 }
 
 namespace {
@@ -413,25 +443,38 @@ absl::StatusOr<pb::Task> SqliteStore::TransitionTask(const TaskTransition& t, in
 
 std::vector<absl::StatusOr<pb::Task>> SqliteStore::TransitionTasks(
     const std::vector<TaskTransition>& ts, int64_t now_ms) {
-  std::vector<pb::Task> tasks(ts.size());
+  using Out = std::vector<absl::StatusOr<pb::Task>>;
+  return Await<Out>([&](Done<Out> done) { TransitionTasksAsync(ts, now_ms, done); });
+}
+
+void SqliteStore::TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
+                                       Done<std::vector<absl::StatusOr<pb::Task>>> done) {
+  struct State {
+    std::vector<TaskTransition> ts;
+    std::vector<pb::Task> tasks;
+  };
+  auto st = std::make_shared<State>();
+  st->ts = std::move(ts);
+  st->tasks.resize(st->ts.size());
   std::vector<sqlite::WriteOp> ops;
-  ops.reserve(ts.size());
-  for (size_t i = 0; i < ts.size(); ++i) {
-    ops.push_back([&ts, &tasks, i, now_ms](WriteCtx& ctx) {
-      return ApplyTaskTransition(ctx, ts[i], now_ms, tasks[i]);
+  ops.reserve(st->ts.size());
+  for (size_t i = 0; i < st->ts.size(); ++i) {
+    ops.push_back([st, i, now_ms](WriteCtx& ctx) {
+      return ApplyTaskTransition(ctx, st->ts[i], now_ms, st->tasks[i]);
     });
   }
-  std::vector<absl::Status> done = writer_->RunAll(std::move(ops));
-  std::vector<absl::StatusOr<pb::Task>> out;
-  out.reserve(ts.size());
-  for (size_t i = 0; i < ts.size(); ++i) {
-    if (done[i].ok()) {
-      out.emplace_back(std::move(tasks[i]));
-    } else {
-      out.emplace_back(std::move(done[i]));
+  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
+    std::vector<absl::StatusOr<pb::Task>> out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i].ok()) {
+        out.emplace_back(std::move(st->tasks[i]));
+      } else {
+        out.emplace_back(std::move(s[i]));
+      }
     }
-  }
-  return out;
+    done(std::move(out));
+  });
 }
 
 absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -180,6 +181,27 @@ class Store {
     out.reserve(ts.size());
     for (const auto& t : ts) out.push_back(TransitionTask(t, now_ms));
     return out;
+  }
+
+  // ---- non-blocking forms of the hot writes ----
+  //
+  // Each does what its blocking form does, and calls `done` exactly once
+  // with what that would return: on a store thread once the write committed
+  // or failed, or on the caller's (the defaults here run the blocking form).
+  // `done` must not block; it may start more store calls.
+  template <typename T>
+  using Done = std::function<void(T)>;
+  virtual void CreateTaskAsync(const pb::TaskSpec& spec, int64_t now_ms,
+                               Done<absl::StatusOr<SubmitResult>> done) {
+    done(CreateTask(spec, now_ms));
+  }
+  virtual void TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
+                                    Done<std::vector<absl::StatusOr<pb::Task>>> done) {
+    done(TransitionTasks(ts, now_ms));
+  }
+  virtual void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports,
+                           int64_t now_ms, Done<absl::StatusOr<std::vector<absl::Status>>> done) {
+    done(Report(worker_id, reports, now_ms));
   }
 
   // Terminating's side effect, idempotent: Preparing subtasks -> Terminated

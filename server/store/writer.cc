@@ -191,27 +191,62 @@ absl::Status GroupCommitWriter::Run(WriteOp op) {
   return std::move(RunAll(std::move(ops)).front());
 }
 
-std::vector<absl::Status> GroupCommitWriter::RunAll(std::vector<WriteOp> ops) {
-  std::vector<Pending> pending(ops.size());
-  std::vector<std::future<absl::Status>> done;
-  done.reserve(ops.size());
-  for (size_t i = 0; i < ops.size(); ++i) {
-    pending[i].op = std::move(ops[i]);
-    done.push_back(pending[i].done.get_future());
-  }
-  std::vector<absl::Status> out;
-  out.reserve(ops.size());
+bool GroupCommitWriter::Enqueue(std::vector<Pending>& pending) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      out.assign(ops.size(), absl::UnavailableError("store is closing"));
-      return out;
-    }
+    if (stopping_) return false;
     for (auto& p : pending) queue_.push_back(&p);
   }
   cv_.notify_one();
-  for (auto& f : done) out.push_back(f.get());
+  return true;
+}
+
+std::vector<absl::Status> GroupCommitWriter::RunAll(std::vector<WriteOp> ops) {
+  std::vector<Pending> pending(ops.size());
+  std::vector<std::promise<absl::Status>> promises(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    pending[i].op = std::move(ops[i]);
+    pending[i].finish = [p = &promises[i]](absl::Status s) { p->set_value(std::move(s)); };
+  }
+  std::vector<absl::Status> out;
+  out.reserve(ops.size());
+  if (!Enqueue(pending)) {
+    out.assign(ops.size(), absl::UnavailableError("store is closing"));
+    return out;
+  }
+  for (auto& p : promises) out.push_back(p.get_future().get());
   return out;
+}
+
+void GroupCommitWriter::RunAllAsync(std::vector<WriteOp> ops, AllDone done) {
+  if (ops.empty()) {
+    done({});
+    return;
+  }
+  // Each queued op owns the group; the last one finished answers for all.
+  struct Group {
+    std::vector<Pending> pending;
+    std::vector<absl::Status> statuses;
+    size_t left = 0;
+    AllDone done;
+  };
+  auto g = std::make_shared<Group>();
+  g->pending.resize(ops.size());
+  g->statuses.resize(ops.size());
+  g->left = ops.size();
+  g->done = std::move(done);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    g->pending[i].op = std::move(ops[i]);
+    g->pending[i].owner = g;
+    g->pending[i].finish = [g = g.get(), i](absl::Status s) {
+      g->statuses[i] = std::move(s);
+      if (--g->left == 0) g->done(std::move(g->statuses));
+    };
+  }
+  if (!Enqueue(g->pending)) {
+    for (auto& p : g->pending) p.owner.reset();
+    g->done(std::vector<absl::Status>(ops.size(), absl::UnavailableError("store is closing")));
+  }
 }
 
 void GroupCommitWriter::Loop() {
@@ -228,7 +263,12 @@ void GroupCommitWriter::Loop() {
       }
     }
     RunBatch(batch);
-    for (Pending* p : batch) p->done.set_value(std::move(p->status));
+    for (Pending* p : batch) {
+      // `p` may live in memory its owner frees: nothing touches it after.
+      std::shared_ptr<void> owner = std::move(p->owner);
+      auto finish = std::move(p->finish);
+      finish(std::move(p->status));
+    }
     batch.clear();
     Report();
   }

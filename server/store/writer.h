@@ -76,6 +76,11 @@ class GroupCommitWriter {
   // next batches, queued together so that they share commits; blocks until
   // all are done. Returns each op's status, in order.
   std::vector<absl::Status> RunAll(std::vector<WriteOp> ops);
+  // RunAll without blocking: `done` gets each op's status, in order, on the
+  // writer thread once the last of them committed or failed. It must not
+  // block (it may queue more writes).
+  using AllDone = std::function<void(std::vector<absl::Status>)>;
+  void RunAllAsync(std::vector<WriteOp> ops, AllDone done);
 
   // Test hook: the next `n` COMMITs fail (through SQLite's commit hook, so the
   // real rollback path runs).
@@ -84,9 +89,13 @@ class GroupCommitWriter {
  private:
   struct Pending {
     WriteOp op;
-    std::promise<absl::Status> done;
+    std::function<void(absl::Status)> finish;  // called once, on the writer thread
     absl::Status status;
+    std::shared_ptr<void> owner;  // keeps an async op's memory alive until it finished
   };
+
+  // Queues the ops (false when stopping: nothing was queued).
+  bool Enqueue(std::vector<Pending>& pending);
 
   void Loop();
   void RunBatch(std::vector<Pending*>& batch);
