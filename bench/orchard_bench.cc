@@ -26,6 +26,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -49,8 +50,17 @@ double MsSince(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
 }
 
+// Every live child's process group, so that a failed run leaves no server
+// or worker behind.
+std::mutex g_children_mu;
+std::set<pid_t> g_children;
+
 [[noreturn]] void Die(const std::string& msg) {
   fprintf(stderr, "orchard-bench: error: %s\n", msg.c_str());
+  {
+    std::lock_guard lock(g_children_mu);
+    for (pid_t pid : g_children) kill(-pid, SIGKILL);
+  }
   exit(1);
 }
 
@@ -92,11 +102,17 @@ Child Spawn(const std::string& name, const std::vector<std::string>& argv, const
     execv(args[0], args.data());
     _exit(127);
   }
+  std::lock_guard lock(g_children_mu);
+  g_children.insert(pid);
   return {pid, name};
 }
 
 void Stop(Child& c, int sig = SIGTERM) {
   if (c.pid <= 0) return;
+  {
+    std::lock_guard lock(g_children_mu);
+    g_children.erase(c.pid);
+  }
   kill(c.pid, sig);
   for (int i = 0; i < 500; ++i) {
     if (waitpid(c.pid, nullptr, WNOHANG) == c.pid) {
