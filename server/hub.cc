@@ -7,6 +7,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -137,7 +138,10 @@ struct Hub::Impl {
 };
 
 Hub::Hub() : impl_(std::make_unique<Impl>()) {
-  impl_->timer_thread = std::thread([this] { impl_->TimerLoop(); });
+  impl_->timer_thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hub-timer");
+    impl_->TimerLoop();
+  });
 }
 
 Hub::~Hub() { Shutdown(); }

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <pthread.h>
 #include <tuple>
 
 #include "common/strcat.h"
@@ -124,9 +125,15 @@ GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> db,
   if (checkpoint_db_ != nullptr) {
     // Replaces SQLite's automatic checkpoint on the writer connection.
     sqlite3_wal_hook(db_->raw(), &GroupCommitWriter::WalHook, this);
-    checkpoint_thread_ = std::thread([this] { CheckpointLoop(); });
+    checkpoint_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "store-checkpoint");
+      CheckpointLoop();
+    });
   }
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "store-writer");
+    Loop();
+  });
 }
 
 GroupCommitWriter::~GroupCommitWriter() {
