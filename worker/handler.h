@@ -7,7 +7,8 @@
 // Finish() run on a one-thread control pool, Fold() on the handler pool (one
 // task's reduce on one thread at a time). A handler whose QuickControl() is
 // true has them run on the worker's loop instead (Fold only for a page of at
-// most 64 results), saving two thread hand-offs each.
+// most 64 results), saving two thread hand-offs each; QuickRun() does the
+// same for Run().
 #pragma once
 
 #include <atomic>
@@ -82,6 +83,9 @@ class Handler {
   // and take microseconds: the worker may run them on its loop, where a hand
   // off to a pool thread and back would cost more than the call.
   virtual bool QuickControl() const { return false; }
+  // True when Run() takes microseconds whatever the slice (no loop over its
+  // items, no I/O, no waiting): the worker runs it on its loop too.
+  virtual bool QuickRun() const { return false; }
 };
 
 class Registry {

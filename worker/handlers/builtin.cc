@@ -20,6 +20,7 @@ using json = nlohmann::json;
 class NoopHandler final : public Handler {
  public:
   bool QuickControl() const override { return true; }
+  bool QuickRun() const override { return true; }
   absl::StatusOr<json> Run(const SliceContext& ctx) const override {
     ctx.progress->store(ctx.end - ctx.begin);
     return json{{"count", ctx.end - ctx.begin}};
