@@ -79,6 +79,26 @@ TEST(HubTest, ChangeBeforeTheWaitWakesAtOnce) {
   EXPECT_TRUE(f.get());
 }
 
+// A woken long poll looks at the store and parks again, often from inside
+// its wake-up: the hub must not hold its lock while it calls waiters.
+TEST(HubTest, WaiterMayParkAgainFromItsWakeUp) {
+  Hub hub;
+  const Interest t = Interest::Task("t-1");
+  std::promise<void> parked_again;
+  std::promise<bool> second;
+  hub.Wait(t, hub.generation(t), SystemClock::Get()->NowMs() + 60'000, [&](bool) {
+    hub.Wait(t, hub.generation(t), SystemClock::Get()->NowMs() + 60'000,
+             [&](bool w) { second.set_value(w); });
+    parked_again.set_value();
+  });
+  hub.NotifyTask("t-1", false);  // wakes the first, which parks the second
+  ASSERT_EQ(parked_again.get_future().wait_for(10s), std::future_status::ready);
+  hub.NotifyTask("t-1", false);  // wakes the second
+  auto f = second.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(f.get());
+}
+
 TEST(HubTest, ShutdownWakesEveryoneWithFalse) {
   Hub hub;
   auto task = Park(hub, Interest::Task("t-1"), 60'000);

@@ -9,9 +9,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -1299,6 +1301,57 @@ TEST_F(SqliteStore, GroupCommitFromManyThreadsKeepsExactCounters) {
   EXPECT_EQ(done.counts().items_done(), static_cast<uint64_t>(kTotal * 10));
   ExpectCountersMatchRows(t.id());
   EXPECT_EQ(Count("SELECT count(*) FROM history WHERE event = 'Succeeded'"), kTotal);
+}
+
+// This test verifies the non-blocking writes that the server's hot calls
+// use: each callback runs exactly once, after its write committed (what it
+// returns can be read back), and may start another write without deadlock.
+TEST_F(SqliteStore, AsyncWritesAnswerOnceAfterTheirCommit) {
+  constexpr int kTasks = 50;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, int> answered;  // task id -> times its callback ran
+  int errors = 0;
+  int chained = 0;
+  auto record = [&](const absl::StatusOr<orchard::store::SubmitResult>& r) {
+    std::lock_guard lock(mu);
+    if (!r.ok()) {
+      ++errors;
+    } else {
+      ++answered[r->task.id()];
+    }
+    cv.notify_all();
+  };
+  for (int i = 0; i < kTasks; ++i) {
+    store().CreateTaskAsync(Spec("sum", 0, 10, 1), kNow, [&, i](auto r) {
+      // Committed before the callback: a reader sees it at once.
+      if (r.ok() && !store().GetTask(r->task.id()).ok()) {
+        std::lock_guard lock(mu);
+        ++errors;
+      }
+      if (i == 0) {
+        // A write started from a callback (the writer's own thread).
+        store().CreateTaskAsync(Spec("sum", 0, 10, 1), kNow, [&](auto chained_r) {
+          {
+            std::lock_guard lock(mu);
+            ++chained;
+          }
+          record(chained_r);
+        });
+      }
+      record(r);
+    });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] {
+    return answered.size() + static_cast<size_t>(errors) >= kTasks + 1;
+  }));
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(chained, 1);
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kTasks + 1));
+  for (const auto& [id, times] : answered) EXPECT_EQ(times, 1) << id;
+  lock.unlock();
+  EXPECT_EQ(Count("SELECT count(*) FROM tasks"), kTasks + 1);
 }
 
 // This test verifies the same with reports batched as workers send them (ten
