@@ -676,7 +676,7 @@ struct Services::Impl {
             ctx, absl::InvalidArgumentError(Cat("max_tasks: at most ", kMaxTasksPerAcquire)));
       }
       auto call = NewLongPoll(ctx, req->wait_ms());
-      impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
+      AcquireOnce(call, req, resp);
       return call->reactor;
     }
 
@@ -881,24 +881,28 @@ struct Services::Impl {
         call->reactor->Finish(grpc::Status::OK);
         return;
       }
-      auto r = impl_->store->Acquire(req->worker_id(), req->max_subtasks(), req->max_tasks(), now,
-                                     impl_->options.lease_ttl_ms);
-      if (!r.ok()) {
-        call->reactor->Finish(ToGrpc(r.status()));
-        return;
-      }
-      if (!r->subtasks.empty() || !r->tasks.empty() || now >= call->deadline ||
-          impl_->stopping || call->ctx->IsCancelled()) {
-        for (auto& s : r->subtasks) *resp->add_subtasks() = std::move(s);
-        for (auto& t : r->tasks) *resp->add_tasks() = std::move(t);
-        call->reactor->Finish(grpc::Status::OK);
-        return;
-      }
-      int64_t wake_at = call->deadline;
-      if (r->next_ready_ms > 0) wake_at = std::min(wake_at, r->next_ready_ms);
-      impl_->hub->Wait(Interest::Work(), seen, wake_at, [this, call, req, resp](bool) {
-        impl_->Post([this, call, req, resp] { AcquireOnce(call, req, resp); });
-      });
+      // Nothing here blocks: the write is queued, and its callback (on the
+      // writer) answers or parks the call; a wake-up looks again from the
+      // hub's calling thread.
+      impl_->store->AcquireAsync(
+          req->worker_id(), req->max_subtasks(), req->max_tasks(), now, impl_->options.lease_ttl_ms,
+          [this, call, req, resp, seen, now](absl::StatusOr<store::AcquireResult> r) {
+            if (!r.ok()) {
+              call->reactor->Finish(ToGrpc(r.status()));
+              return;
+            }
+            if (!r->subtasks.empty() || !r->tasks.empty() || now >= call->deadline ||
+                impl_->stopping || call->ctx->IsCancelled()) {
+              for (auto& s : r->subtasks) *resp->add_subtasks() = std::move(s);
+              for (auto& t : r->tasks) *resp->add_tasks() = std::move(t);
+              call->reactor->Finish(grpc::Status::OK);
+              return;
+            }
+            int64_t wake_at = call->deadline;
+            if (r->next_ready_ms > 0) wake_at = std::min(wake_at, r->next_ready_ms);
+            impl_->hub->Wait(Interest::Work(), seen, wake_at,
+                             [this, call, req, resp](bool) { AcquireOnce(call, req, resp); });
+          });
     }
 
     void WaitTaskOnce(std::shared_ptr<LongPoll> call, const pb::WaitTaskRequest* req,

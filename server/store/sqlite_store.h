@@ -68,6 +68,9 @@ class SqliteStore final : public Store {
                        Done<absl::StatusOr<SubmitResult>> done) override;
   void TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
                             Done<std::vector<absl::StatusOr<pb::Task>>> done) override;
+  void AcquireAsync(std::string worker_id, uint32_t max_subtasks, uint32_t max_tasks,
+                    int64_t now_ms, int64_t ttl_ms,
+                    Done<absl::StatusOr<AcquireResult>> done) override;
   void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports, int64_t now_ms,
                    Done<absl::StatusOr<std::vector<absl::Status>>> done) override;
   absl::StatusOr<ExpireResult> ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) override;

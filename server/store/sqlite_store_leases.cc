@@ -188,8 +188,25 @@ absl::Status Savepoint(Connection& db, std::string_view sql) {
 absl::StatusOr<AcquireResult> SqliteStore::Acquire(const std::string& worker_id,
                                                    uint32_t max_subtasks, uint32_t max_tasks,
                                                    int64_t now_ms, int64_t ttl_ms) {
-  AcquireResult out;
-  STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
+  using Out = absl::StatusOr<AcquireResult>;
+  return Await<Out>([&](Done<Out> done) {
+    AcquireAsync(worker_id, max_subtasks, max_tasks, now_ms, ttl_ms, done);
+  });
+}
+
+void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, uint32_t max_tasks,
+                               int64_t now_ms, int64_t ttl_ms,
+                               Done<absl::StatusOr<AcquireResult>> done) {
+  struct State {
+    std::string worker_id;
+    AcquireResult out;
+  };
+  auto st = std::make_shared<State>();
+  st->worker_id = std::move(worker_id_in);
+  std::vector<sqlite::WriteOp> ops;
+  ops.push_back([st, max_subtasks, max_tasks, now_ms, ttl_ms](WriteCtx& ctx) -> absl::Status {
+    const std::string& worker_id = st->worker_id;
+    AcquireResult& out = st->out;
     out = AcquireResult{};
     Connection& db = ctx.db;
     STORE_ASSIGN_OR_RETURN(std::string kinds, WorkerKinds(db, worker_id));
@@ -286,8 +303,14 @@ absl::StatusOr<AcquireResult> SqliteStore::Acquire(const std::string& worker_id,
       }
     }
     return absl::OkStatus();
-  }));
-  return out;
+  });
+  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
+    if (!s[0].ok()) {
+      done(std::move(s[0]));
+    } else {
+      done(std::move(st->out));
+    }
+  });
 }
 
 absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(const pb::HeartbeatRequest& req,

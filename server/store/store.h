@@ -199,6 +199,11 @@ class Store {
                                     Done<std::vector<absl::StatusOr<pb::Task>>> done) {
     done(TransitionTasks(ts, now_ms));
   }
+  virtual void AcquireAsync(std::string worker_id, uint32_t max_subtasks, uint32_t max_tasks,
+                            int64_t now_ms, int64_t ttl_ms,
+                            Done<absl::StatusOr<AcquireResult>> done) {
+    done(Acquire(worker_id, max_subtasks, max_tasks, now_ms, ttl_ms));
+  }
   virtual void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports,
                            int64_t now_ms, Done<absl::StatusOr<std::vector<absl::Status>>> done) {
     done(Report(worker_id, reports, now_ms));
