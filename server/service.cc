@@ -489,7 +489,11 @@ struct Services::Impl {
         p.req = std::make_shared<pb::WaitTaskRequest>(std::move(*w.mutable_wait()));
       }
       in_.Clear();
-      StartRead(&in_);
+      {
+        std::lock_guard lock(mu_);
+        if (finished_) return;  // a stopping server ended the stream
+        StartRead(&in_);
+      }
       if (batch->empty()) return;
       impl_->Post([self, batch] {
         for (Wait& p : *batch) self->Look(p);
