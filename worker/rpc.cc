@@ -264,7 +264,12 @@ Awaitable<absl::StatusOr<pb::WaitTaskResponse>> Api::WaitTask(const pb::WaitTask
     if (st->result) {
       out = std::move(*st->result);
     } else {
-      // No answer in time: the server is not answering on this stream.
+      // No answer in time: the server is not answering on this stream. The
+      // next wait opens another, even before this one has ended.
+      {
+        std::lock_guard lock(mu_);
+        if (wait_stream_ == stream) wait_stream_.reset();
+      }
       stream->Drop(id);
       stream->Cancel();
       out = absl::DeadlineExceededError(Cat("no answer to the wait on task ", req.task_id(),
