@@ -6,19 +6,19 @@
 // something changed, and park on the Hub in between.
 #include "server/service.h"
 
-#include <fmt/ranges.h>
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <unordered_map>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "common/grpc_status.h"
 #include "common/lifecycle/task.h"

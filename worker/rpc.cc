@@ -1,13 +1,14 @@
 #include "worker/rpc.h"
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <functional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "common/grpc_status.h"
 #include "common/strcat.h"
