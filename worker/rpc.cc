@@ -25,7 +25,9 @@ constexpr int kMaxWaitsPerMessage = 1000;
 // The client side of one WaitTasks stream. Waits queue while a message is in
 // flight and leave together in the next; each answer goes to its wait's
 // callback. When the stream ends, every wait still on it fails with the
-// stream's status. Lifetime: owned by `self_` until OnDone(), and by Api.
+// stream's status. One read is always outstanding, so the stream's end shows
+// first in OnReadDone(false): Add() refuses from then on. Lifetime: owned by
+// `self_` until OnDone(), and by Api.
 // Thread-safety: Add/Drop/Cancel from any thread; gRPC's callbacks on its own.
 class Api::WaitStream final
     : public grpc::ClientBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
@@ -64,11 +66,22 @@ class Api::WaitStream final
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
     writing_ = false;
-    if (ok) WriteLocked();  // else the stream is ending: OnDone() follows
+    if (!ok) {
+      ended_ = true;  // the stream is broken: OnDone() follows
+      return;
+    }
+    WriteLocked();
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone() follows
+    if (!ok) {
+      // The stream is ending. gRPC may free it as soon as this returns, before
+      // OnDone() runs, so no write may start on it from now on; the waits
+      // still on it fail in OnDone().
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      return;
+    }
     std::vector<std::pair<Done, absl::StatusOr<pb::WaitTaskResponse>>> answered;
     {
       std::lock_guard lock(mu_);
