@@ -260,19 +260,25 @@ Awaitable<absl::StatusOr<pb::WaitTaskResponse>> Api::WaitTask(const pb::WaitTask
   };
   std::shared_ptr<WaitStream> stream;
   uint64_t id = 0;
+  bool sent = false;
   {
     std::lock_guard lock(mu_);
     if (!cancelled_) {
       id = ++next_wait_id_;
-      if (!wait_stream_ || !wait_stream_->Add(id, req, done)) {
+      sent = wait_stream_ && wait_stream_->Add(id, req, done);
+      if (!sent) {
         wait_stream_ = WaitStream::Open(workers_.get());
-        wait_stream_->Add(id, req, done);
+        // A new stream can end before this (the server is down): then the
+        // wait fails now, like a call to an unreachable server.
+        sent = wait_stream_->Add(id, req, done);
       }
       stream = wait_stream_;
     }
   }
   absl::StatusOr<pb::WaitTaskResponse> out = absl::CancelledError("worker is draining");
-  if (stream) {
+  if (stream && !sent) {
+    out = absl::UnavailableError("the wait stream to the server ended as it opened");
+  } else if (stream) {
     boost::system::error_code ec;
     co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (st->result) {

@@ -356,8 +356,9 @@ void Cluster::TearDown() {
   for (auto& [name, w] : workers_) w->Kill();
   if (server_) server_->Kill();
   for (auto& p : retired_) p->Kill();
-  if (HasFailure()) {
-    DumpLogs();
+  const char* keep = std::getenv("ORCHARD_KEEP_TEST_DIR");  // for a look at a passing run
+  if (HasFailure() || (keep != nullptr && *keep != '\0')) {
+    if (HasFailure()) DumpLogs();
     std::cerr << "[harness] kept the test dir: " << dir_ << "\n";
   } else {
     std::error_code ec;

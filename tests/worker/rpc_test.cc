@@ -71,6 +71,7 @@ class WaitStreamTest : public ::testing::Test {
                                                      grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
+    if (api_) api_->CancelLongPolls();  // ends the open stream, so Shutdown need not wait
     api_.reset();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   }
@@ -140,6 +141,20 @@ TEST_F(WaitStreamTest, UnansweredWaitFailsAndTheNextOneOpensANewStream) {
   ASSERT_TRUE(again[0].ok()) << again[0].status();
   EXPECT_EQ(again[0]->task().id(), "t-2");
   EXPECT_EQ(service_->streams(), 2);
+}
+
+// This test verifies that a wait with the server down fails as a call would
+// (UNAVAILABLE), whether its stream ended before or after the wait was on
+// it, instead of hanging until its deadline.
+TEST_F(WaitStreamTest, WaitWithTheServerDownFailsUnavailable) {
+  Start(/*silent_streams=*/0);
+  server_->Shutdown(std::chrono::system_clock::now());
+  server_->Wait();
+  server_.reset();
+  for (int i = 0; i < 3; ++i) {
+    auto r = WaitAll({"t-" + std::to_string(i)}, 100);
+    EXPECT_EQ(r[0].status().code(), absl::StatusCode::kUnavailable) << r[0].status();
+  }
 }
 
 }  // namespace
