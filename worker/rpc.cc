@@ -34,8 +34,9 @@ class Api::WaitStream final
  public:
   using Done = std::function<void(absl::StatusOr<pb::WaitTaskResponse>)>;
 
-  static std::shared_ptr<WaitStream> Open(pb::WorkerService::Stub* stub) {
-    std::shared_ptr<WaitStream> s(new WaitStream());
+  static std::shared_ptr<WaitStream> Open(pb::WorkerService::Stub* stub,
+                                          std::shared_ptr<LiveStreams> live) {
+    std::shared_ptr<WaitStream> s(new WaitStream(std::move(live)));
     s->self_ = s;
     stub->async()->WaitTasks(&s->ctx_, s.get());
     s->StartRead(&s->in_);
@@ -118,7 +119,25 @@ class Api::WaitStream final
   }
 
  private:
-  WaitStream() = default;
+  // Counts this stream among the live ones from construction until every
+  // other member (the ClientContext above all) has been destroyed.
+  class LiveToken {
+   public:
+    explicit LiveToken(std::shared_ptr<LiveStreams> live) : live_(std::move(live)) {
+      std::lock_guard lock(live_->mu);
+      ++live_->count;
+    }
+    ~LiveToken() {
+      std::lock_guard lock(live_->mu);
+      --live_->count;
+      live_->cv.notify_all();
+    }
+
+   private:
+    std::shared_ptr<LiveStreams> live_;
+  };
+
+  explicit WaitStream(std::shared_ptr<LiveStreams> live) : token_(std::move(live)) {}
 
   void WriteLocked() {
     if (writing_ || ended_ || queued_.waits_size() == 0) return;
@@ -134,6 +153,7 @@ class Api::WaitStream final
     StartWrite(&out_);
   }
 
+  LiveToken token_;  // first: destroyed last
   grpc::ClientContext ctx_;
   pb::WaitTasksResponse in_;  // the read in flight (gRPC's thread only)
 
@@ -147,7 +167,19 @@ class Api::WaitStream final
 };
 
 Api::Api(std::shared_ptr<grpc::Channel> channel)
-    : workers_(pb::WorkerService::NewStub(channel)), tasks_(pb::TaskService::NewStub(channel)) {}
+    : channel_(channel),
+      workers_(pb::WorkerService::NewStub(channel)),
+      tasks_(pb::TaskService::NewStub(channel)) {}
+
+Api::~Api() {
+  CancelLongPolls();
+  {
+    std::lock_guard lock(mu_);
+    wait_stream_.reset();
+  }
+  std::unique_lock lock(live_->mu);
+  live_->cv.wait_for(lock, std::chrono::seconds(10), [this] { return live_->count == 0; });
+}
 
 template <typename Req, typename Resp, typename Start>
 Awaitable<absl::StatusOr<Resp>> Api::Unary(Start start, Req req, int64_t timeout_ms,
@@ -267,7 +299,7 @@ Awaitable<absl::StatusOr<pb::WaitTaskResponse>> Api::WaitTask(const pb::WaitTask
       id = ++next_wait_id_;
       sent = wait_stream_ && wait_stream_->Add(id, req, done);
       if (!sent) {
-        wait_stream_ = WaitStream::Open(workers_.get());
+        wait_stream_ = WaitStream::Open(workers_.get(), live_);
         // A new stream can end before this (the server is down): then the
         // wait fails now, like a call to an unreachable server.
         sent = wait_stream_->Add(id, req, done);

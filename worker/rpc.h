@@ -9,10 +9,7 @@
 // callbacks only post back to the loop.
 #pragma once
 
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <set>
+#include <grpcpp/grpcpp.h>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -21,7 +18,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <grpcpp/grpcpp.h>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 
 #include "absl/status/statusor.h"
 #include "orchard/v1/orchard.grpc.pb.h"
@@ -37,6 +38,9 @@ using Awaitable = asio::awaitable<T>;
 class Api {
  public:
   explicit Api(std::shared_ptr<grpc::Channel> channel);
+  // Ends the wait stream and waits (up to 10 s) until gRPC is done with it,
+  // so that the channel is freed here, never on gRPC's callback thread.
+  ~Api();
 
   Awaitable<absl::StatusOr<pb::RegisterResponse>> Register(const pb::RegisterRequest& req);
   Awaitable<absl::StatusOr<pb::HeartbeatResponse>> Heartbeat(const pb::HeartbeatRequest& req,
@@ -68,6 +72,17 @@ class Api {
   template <typename Req, typename Resp, typename Start>
   Awaitable<absl::StatusOr<Resp>> Unary(Start start, Req req, int64_t timeout_ms, bool long_poll);
 
+  // WaitStreams not yet destroyed. Each one's ClientContext holds the
+  // channel, and a channel must not be freed on its own callback thread
+  // (gRPC aborts): ~Api waits for them while `channel_` still holds it.
+  struct LiveStreams {
+    std::mutex mu;
+    std::condition_variable cv;
+    int count = 0;
+  };
+
+  std::shared_ptr<grpc::Channel> channel_;  // first: destroyed last
+  std::shared_ptr<LiveStreams> live_ = std::make_shared<LiveStreams>();
   std::unique_ptr<pb::WorkerService::Stub> workers_;
   std::unique_ptr<pb::TaskService::Stub> tasks_;
   class WaitStream;
