@@ -283,8 +283,12 @@ Awaitable<absl::StatusOr<pb::WaitTaskResponse>> Api::WaitTask(const pb::WaitTask
   auto st = std::make_shared<State>(ex);
   st->timer.expires_after(std::chrono::milliseconds(req.wait_ms() + kLongPollMarginMs));
   // Runs on a gRPC thread: hands the answer to the loop, which ends the wait.
-  WaitStream::Done done = [st](absl::StatusOr<pb::WaitTaskResponse> r) {
-    asio::post(st->timer.get_executor(), [st, r = std::move(r)]() mutable {
+  // Its reference to `st` moves into the posted handler, so that the timer is
+  // only ever destroyed by the loop (or its io_context), not by gRPC's thread.
+  WaitStream::Done done = [st](absl::StatusOr<pb::WaitTaskResponse> r) mutable {
+    if (!st) return;  // answered already
+    asio::any_io_executor loop = st->timer.get_executor();
+    asio::post(loop, [st = std::move(st), r = std::move(r)]() mutable {
       if (st->result) return;
       st->result = std::move(r);
       st->timer.cancel();
