@@ -18,4 +18,17 @@ inline absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
+// One item's status in a batched answer: a message with `code` (a
+// google.rpc.Code, 0 = OK) and `message` fields, as TransitionTaskResult and
+// TaskWaitAnswer have.
+template <typename M>
+void SetItemStatus(M* item, const absl::Status& s) {
+  item->set_code(static_cast<int>(s.code()));
+  item->set_message(std::string(s.message()));
+}
+template <typename M>
+absl::Status ItemStatus(const M& item) {
+  return absl::Status(static_cast<absl::StatusCode>(item.code()), item.message());
+}
+
 }  // namespace orchard

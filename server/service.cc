@@ -478,8 +478,7 @@ struct Services::Impl {
         if (!s.ok()) {
           pb::TaskWaitAnswer a;
           a.set_wait_id(w.wait_id());
-          a.set_code(static_cast<int>(s.code()));
-          a.set_message(std::string(s.message()));
+          SetItemStatus(&a, s);
           Send(std::move(a), /*counted=*/false);
           continue;
         }
@@ -545,8 +544,7 @@ struct Services::Impl {
       a.set_wait_id(p.id);
       if (!status.ok()) {
         a.clear_response();
-        a.set_code(static_cast<int>(status.code()));
-        a.set_message(std::string(status.message()));
+        SetItemStatus(&a, status);
       }
       Send(std::move(a), /*counted=*/true);
     }
@@ -785,8 +783,7 @@ struct Services::Impl {
               for (size_t i = 0; i < results.size(); ++i) {
                 pb::TransitionTaskResult* out = resp->add_results();
                 if (!results[i].ok()) {
-                  out->set_code(static_cast<int>(results[i].status().code()));
-                  out->set_message(std::string(results[i].status().message()));
+                  SetItemStatus(out, results[i].status());
                   continue;
                 }
                 impl_->hub->NotifyTask(notify[i].first, notify[i].second);

@@ -3,24 +3,25 @@
 // reads and writes from the pool.
 #include "worker/daemon.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <deque>
 #include <map>
 #include <optional>
 #include <stop_token>
 #include <thread>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
-
 #include "common/backoff.h"
 #include "common/clock.h"
+#include "common/grpc_status.h"
 #include "common/strcat.h"
 #include "worker/decide.h"
 #include "worker/rpc.h"
@@ -549,7 +550,7 @@ struct Daemon::Impl {
         } else if (static_cast<int>(i) >= resp->results_size()) {
           p.result = absl::InternalError("TransitionTasks: the answer is missing this result");
         } else if (const auto& r = resp->results(static_cast<int>(i)); r.code() != 0) {
-          p.result = absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+          p.result = ItemStatus(r);
         } else {
           p.result = std::move(*resp->mutable_results(static_cast<int>(i))->mutable_task());
         }

@@ -93,7 +93,7 @@ class Api::WaitStream final
         if (a.code() == 0) {
           r = std::move(*a.mutable_response());
         } else {
-          r = absl::Status(static_cast<absl::StatusCode>(a.code()), a.message());
+          r = ItemStatus(a);
         }
         answered.emplace_back(std::move(it->second), std::move(r));
         pending_.erase(it);

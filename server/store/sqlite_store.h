@@ -103,6 +103,22 @@ class SqliteStore final : public Store {
     start([&result](T value) { result.set_value(std::move(value)); });
     return result.get_future().get();
   }
+  // Runs one write op without blocking: `done` gets the op's error, or
+  // `*out` (filled by the op) once it committed. `out` may share ownership of
+  // what the op uses (an aliasing pointer into its state).
+  template <typename T>
+  void WriteAsync(std::shared_ptr<T> out, sqlite::WriteOp op, Done<absl::StatusOr<T>> done) {
+    std::vector<sqlite::WriteOp> ops;
+    ops.push_back(std::move(op));
+    writer_->RunAllAsync(std::move(ops), [out = std::move(out),
+                                          done = std::move(done)](std::vector<absl::Status> s) {
+      if (!s[0].ok()) {
+        done(std::move(s[0]));
+      } else {
+        done(std::move(*out));
+      }
+    });
+  }
   // Runs `fn` on a read connection; converts exceptions into INTERNAL.
   template <typename R>
   R Read(const std::function<R(sqlite::Connection&)>& fn);

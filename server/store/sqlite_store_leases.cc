@@ -203,8 +203,8 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
   };
   auto st = std::make_shared<State>();
   st->worker_id = std::move(worker_id_in);
-  std::vector<sqlite::WriteOp> ops;
-  ops.push_back([st, max_subtasks, max_tasks, now_ms, ttl_ms](WriteCtx& ctx) -> absl::Status {
+  sqlite::WriteOp op = [st, max_subtasks, max_tasks, now_ms,
+                        ttl_ms](WriteCtx& ctx) -> absl::Status {
     const std::string& worker_id = st->worker_id;
     AcquireResult& out = st->out;
     out = AcquireResult{};
@@ -303,14 +303,8 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
       }
     }
     return absl::OkStatus();
-  });
-  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
-    if (!s[0].ok()) {
-      done(std::move(s[0]));
-    } else {
-      done(std::move(st->out));
-    }
-  });
+  };
+  WriteAsync(std::shared_ptr<AcquireResult>(st, &st->out), std::move(op), std::move(done));
 }
 
 absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(const pb::HeartbeatRequest& req,
@@ -392,8 +386,7 @@ void SqliteStore::ReportAsync(std::string worker_id, std::vector<pb::SubtaskRepo
   auto st = std::make_shared<State>();
   st->worker_id = std::move(worker_id);
   st->reports = std::move(reports);
-  std::vector<sqlite::WriteOp> ops;
-  ops.push_back([st, now_ms](WriteCtx& ctx) -> absl::Status {
+  sqlite::WriteOp op = [st, now_ms](WriteCtx& ctx) -> absl::Status {
     const auto& reports = st->reports;
     st->out.assign(reports.size(), absl::OkStatus());
     Connection& db = ctx.db;
@@ -414,14 +407,9 @@ void SqliteStore::ReportAsync(std::string worker_id, std::vector<pb::SubtaskRepo
       st->out[i] = std::move(s);
     }
     return sqlite::ApplyDeltas(db, deltas, ctx.revision);
-  });
-  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
-    if (!s[0].ok()) {
-      done(std::move(s[0]));
-    } else {
-      done(std::move(st->out));
-    }
-  });
+  };
+  WriteAsync(std::shared_ptr<std::vector<absl::Status>>(st, &st->out), std::move(op),
+             std::move(done));
 }
 
 absl::Status SqliteStore::ReleaseTask(const std::string& worker_id, const std::string& task_id,

@@ -258,16 +258,10 @@ void SqliteStore::CreateTaskAsync(const pb::TaskSpec& spec, int64_t now_ms,
   auto st = std::make_shared<State>();
   st->spec = spec;
   st->id = NewId("t-");
-  std::vector<sqlite::WriteOp> ops;
-  ops.push_back(
-      [st, now_ms](WriteCtx& ctx) { return WriteNewTask(ctx, st->spec, st->id, now_ms, st->out); });
-  writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
-    if (!s[0].ok()) {
-      done(std::move(s[0]));
-    } else {
-      done(std::move(st->out));
-    }
-  });
+  sqlite::WriteOp op = [st, now_ms](WriteCtx& ctx) {
+    return WriteNewTask(ctx, st->spec, st->id, now_ms, st->out);
+  };
+  WriteAsync(std::shared_ptr<SubmitResult>(st, &st->out), std::move(op), std::move(done));
 }
 
 namespace {
