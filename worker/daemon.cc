@@ -189,6 +189,22 @@ struct Daemon::Impl {
     registering = false;
   }
 
+  // When the worker stops its handlers if no heartbeat has been accepted
+  // since: a fraction of the TTL after the last accepted one was sent.
+  int64_t FenceAtMs() const {
+    return last_ok_heartbeat_sent + static_cast<int64_t>(lease_ttl_ms * options.fence_fraction);
+  }
+
+  bool HoldsLeases() const {
+    for (const auto& [k, s] : subtasks) {
+      if (!s->lost) return true;
+    }
+    for (const auto& [k, t] : tasks) {
+      if (!t->lost) return true;
+    }
+    return false;
+  }
+
   // The server forgot us (or we fenced ourselves): every lease is void.
   void DropAllLeases(const char* why) {
     for (auto& [k, s] : subtasks) {
@@ -226,7 +242,15 @@ struct Daemon::Impl {
       req.set_slots_in_use(busy);
       req.set_draining(draining);
       int64_t sent = Now();
-      auto r = co_await api->Heartbeat(req, heartbeat_ms);
+      // While leases are held, no call outlives the fence moment: a call
+      // into a silent network must come back in time for the fence below.
+      // (Leases taken after a silent spell with none held find the moment
+      // passed; their call gets its full time, and fences if it fails.)
+      const int64_t fence_at = FenceAtMs();
+      const int64_t call_ms = HoldsLeases() && fence_at > sent
+                                  ? std::min<int64_t>(fence_at - sent, heartbeat_ms)
+                                  : heartbeat_ms;
+      auto r = co_await api->Heartbeat(req, call_ms);
       if (r.ok() && r->unknown_worker()) {
         spdlog::warn("server does not know worker {}: registering again", worker_id);
         DropAllLeases("worker unknown to the server");
@@ -251,14 +275,16 @@ struct Daemon::Impl {
       }
       // Cut off from the server: keep trying with capped backoff and full
       // jitter, and stop handlers before the server's clock expires them.
-      int64_t silent = Now() - last_ok_heartbeat_sent;
-      if (silent > static_cast<int64_t>(lease_ttl_ms * options.fence_fraction) &&
-          (!subtasks.empty() || !tasks.empty())) {
-        spdlog::warn("no heartbeat accepted for {} ms (lease ttl {} ms): self-fencing", silent,
-                     lease_ttl_ms);
+      // The fence is timed from when the last accepted heartbeat was sent,
+      // which is before the server stamped the lease's expiry.
+      const int64_t now = Now();
+      if (now >= FenceAtMs() && HoldsLeases()) {
+        spdlog::warn("no heartbeat accepted for {} ms (lease ttl {} ms): self-fencing",
+                     now - last_ok_heartbeat_sent, lease_ttl_ms);
         DropAllLeases("self-fenced: server unreachable");
       }
       int64_t wait = std::min<int64_t>(static_cast<int64_t>(backoff.NextMs()), heartbeat_ms);
+      if (HoldsLeases()) wait = std::clamp<int64_t>(FenceAtMs() - now, 0, wait);
       spdlog::warn("heartbeat failed: {}; retrying in {} ms", r.status().message(), wait);
       co_await SleepMs(wait);
     }
