@@ -650,7 +650,8 @@ int main(int argc, char** argv) {
   if (want("fanout")) RunFanout(o);
   if (want("many")) RunMany(o);
   if (want("idle")) RunIdle(o);
-  fs::remove_all(o.dir);
+  // ORCHARD_BENCH_KEEP=1 keeps the servers' and workers' logs and databases.
+  if (getenv("ORCHARD_BENCH_KEEP") == nullptr) fs::remove_all(o.dir);
   Progress("done");
   return 0;
 }
