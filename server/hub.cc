@@ -22,9 +22,10 @@ using Steady = std::chrono::steady_clock;
 }  // namespace
 
 struct Hub::Impl {
-  // Generations: any = every notification; everything = Notify(); work =
-  // NotifyTask(.., true); task[h] = NotifyTask of a task hashing to h.
-  std::atomic<uint64_t> any{0}, everything{0}, work{0};
+  // Generations: any = every notification; everything = Notify();
+  // task_work / subtask_work = NotifyTask with that kind of new work;
+  // task[h] = NotifyTask of a task hashing to h.
+  std::atomic<uint64_t> any{0}, everything{0}, task_work{0}, subtask_work{0};
   std::array<std::atomic<uint64_t>, kTaskCounters> task{};
 
   static size_t Slot(const std::string& id) { return std::hash<std::string>{}(id) % kTaskCounters; }
@@ -34,7 +35,11 @@ struct Hub::Impl {
       case Interest::kAny:
         return any.load();
       case Interest::kWork:
-        return everything.load() + work.load();
+        return everything.load() + task_work.load() + subtask_work.load();
+      case Interest::kTaskWork:
+        return everything.load() + task_work.load();
+      case Interest::kSubtaskWork:
+        return everything.load() + subtask_work.load();
       case Interest::kTask:
         return everything.load() + task[Slot(i.task_id)].load();
     }
@@ -57,7 +62,7 @@ struct Hub::Impl {
   // it; their callbacks run after it is released.
   std::mutex mu;
   bool stopped = false;
-  Waiters any_waiters, work_waiters;
+  Waiters any_waiters, work_waiters, task_work_waiters, subtask_work_waiters;
   std::unordered_map<std::string, Waiters> by_task;
   Deadlines deadlines;
   std::multimap<Steady::time_point, std::function<void()>> afters;
@@ -95,6 +100,8 @@ struct Hub::Impl {
   void TakeEveryone(Wakes& out) {
     TakeAll(any_waiters, out);
     TakeAll(work_waiters, out);
+    TakeAll(task_work_waiters, out);
+    TakeAll(subtask_work_waiters, out);
     for (auto& [id, list] : by_task) TakeAll(list, out);
     by_task.clear();
   }
@@ -159,18 +166,23 @@ void Hub::Notify() {
   Impl::Call(wakes, true);
 }
 
-void Hub::NotifyTask(const std::string& task_id, bool new_work) {
+void Hub::NotifyTask(const std::string& task_id, NewWork new_work) {
+  const bool tasks = new_work == NewWork::kTasks || new_work == NewWork::kBoth;
+  const bool subtasks = new_work == NewWork::kSubtasks || new_work == NewWork::kBoth;
   // Counters first, then the waiters: a waiter that read the old generation
   // is either parked already (and taken here) or parks after this and sees
   // the new generation under the lock.
   impl_->task[Impl::Slot(task_id)].fetch_add(1);
-  if (new_work) impl_->work.fetch_add(1);
+  if (tasks) impl_->task_work.fetch_add(1);
+  if (subtasks) impl_->subtask_work.fetch_add(1);
   impl_->any.fetch_add(1);
   Impl::Wakes wakes;
   {
     std::lock_guard lock(impl_->mu);
     impl_->TakeAll(impl_->any_waiters, wakes);
-    if (new_work) impl_->TakeAll(impl_->work_waiters, wakes);
+    if (tasks || subtasks) impl_->TakeAll(impl_->work_waiters, wakes);
+    if (tasks) impl_->TakeAll(impl_->task_work_waiters, wakes);
+    if (subtasks) impl_->TakeAll(impl_->subtask_work_waiters, wakes);
     impl_->TakeTask(task_id, wakes);
   }
   Impl::Call(wakes, true);
@@ -192,6 +204,12 @@ void Hub::Wait(const Interest& interest, uint64_t seen_generation, int64_t deadl
             break;
           case Interest::kWork:
             w->home = &impl_->work_waiters;
+            break;
+          case Interest::kTaskWork:
+            w->home = &impl_->task_work_waiters;
+            break;
+          case Interest::kSubtaskWork:
+            w->home = &impl_->subtask_work_waiters;
             break;
           case Interest::kTask:
             w->task_id = interest.task_id;

@@ -26,14 +26,24 @@
 
 namespace orchard::server {
 
+// What a write may have made leasable: a task to reconcile (a new task, a
+// cancel, a freed reconcile lease) or subtasks to run (a plan, a retry, a
+// freed parallelism slot).
+enum class NewWork { kNone = 0, kTasks = 1, kSubtasks = 2, kBoth = 3 };
+
 // What a waiter waits for.
 struct Interest {
-  enum Kind { kAny, kWork, kTask };
+  enum Kind { kAny, kWork, kTaskWork, kSubtaskWork, kTask };
   Kind kind = kAny;
   std::string task_id;  // with kTask
 
   static Interest Any() { return {kAny, {}}; }
+  // New work of either kind, of tasks only, of subtasks only: an Acquire
+  // parks on what it asked for, so a new task does not wake the pollers
+  // waiting for subtasks.
   static Interest Work() { return {kWork, {}}; }
+  static Interest TaskWork() { return {kTaskWork, {}}; }
+  static Interest SubtaskWork() { return {kSubtaskWork, {}}; }
   static Interest Task(std::string id) { return {kTask, std::move(id)}; }
 };
 
@@ -49,9 +59,8 @@ class Hub {
   // joining or leaving, shutdown): wakes every waiter.
   void Notify();
   // After a committed write to one task: wakes that task's waiters, the
-  // kAny ones, and, when `new_work`, the kWork ones (something may be
-  // leasable now: a new task, a plan, a retry, a freed lease or slot).
-  void NotifyTask(const std::string& task_id, bool new_work);
+  // kAny ones, and those waiting for the kind of work it made leasable.
+  void NotifyTask(const std::string& task_id, NewWork new_work);
   // Calls `wake(true)` after the next notification for `interest` past
   // `seen_generation` (at once if one already happened), or `wake(false)` at
   // `deadline_ms` (system clock). Called exactly once: on the notifying

@@ -86,6 +86,12 @@ absl::StatusOr<store::TaskTransition> ParseTransition(const pb::TransitionTaskRe
   if (req.then_finalize() && *event != lifecycle::TaskEvent::kAllSucceeded) {
     return invalid("then_finalize", Cat("only with AllSucceeded, not ", req.event()));
   }
+  if (req.lease_subtasks() > 0 && *event != lifecycle::TaskEvent::kPlanned) {
+    return invalid("lease_subtasks", Cat("only with Planned, not ", req.event()));
+  }
+  if (req.lease_subtasks() > kMaxSubtasksPerAcquire) {
+    return invalid("lease_subtasks", Cat("at most ", kMaxSubtasksPerAcquire));
+  }
   store::TaskTransition t;
   t.task_id = req.task_id();
   t.actor = req.worker_id();
@@ -97,6 +103,7 @@ absl::StatusOr<store::TaskTransition> ParseTransition(const pb::TransitionTaskRe
   t.outcome = static_cast<Outcome>(req.outcome());
   t.result_json = req.result_json();
   t.then_finalize = req.then_finalize();
+  t.lease_subtasks = req.lease_subtasks();
   if (*event == lifecycle::TaskEvent::kPlanned &&
       (req.plan().uniform() || req.plan().bounds_size() > 0)) {
     t.plan = req.plan();
@@ -141,6 +148,10 @@ struct Services::Impl {
   // heartbeat intervals, and the poll returns empty instead.
   std::mutex contact_mu;
   std::unordered_map<std::string, int64_t> last_contact;
+  // Subtasks each worker's own plans leased to it (lease_subtasks), ever. An
+  // Acquire parked before such a plan asks for that many fewer: the free
+  // slots it asked for are taken (guarded by contact_mu).
+  std::unordered_map<std::string, uint64_t> leased_at_plan;
 
   int64_t HeartbeatIntervalMs() const { return std::max<int64_t>(options.lease_ttl_ms / 3, 50); }
 
@@ -152,6 +163,15 @@ struct Services::Impl {
   void Forget(const std::string& worker_id) {
     std::lock_guard lock(contact_mu);
     last_contact.erase(worker_id);
+    leased_at_plan.erase(worker_id);
+  }
+  uint64_t LeasedAtPlan(const std::string& worker_id, uint64_t add = 0) {
+    std::lock_guard lock(contact_mu);
+    if (add == 0) {
+      auto it = leased_at_plan.find(worker_id);
+      return it == leased_at_plan.end() ? 0 : it->second;
+    }
+    return leased_at_plan[worker_id] += add;
   }
   // True when the worker was heard from neither since `since_ms` nor within
   // two heartbeat intervals of now.
@@ -272,7 +292,7 @@ struct Services::Impl {
             [this, spec, resp, finish](absl::StatusOr<store::SubmitResult> r) {
               if (!r.ok()) return finish(r.status());
               if (r->created) {
-                impl_->hub->NotifyTask(r->task.id(), /*new_work=*/true);
+                impl_->hub->NotifyTask(r->task.id(), NewWork::kTasks);
                 spdlog::info("task {} submitted: kind={} range=[{},{}) request_id='{}'",
                              r->task.id(), spec->kind(), spec->begin(), spec->end(),
                              spec->request_id());
@@ -351,7 +371,7 @@ struct Services::Impl {
         t.reason = req->reason().empty() ? "cancelled by client" : req->reason();
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->NotifyTask(req->id(), /*new_work=*/true);  // the commit observer logs it
+        impl_->hub->NotifyTask(req->id(), NewWork::kTasks);  // the commit observer logs it
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -368,7 +388,7 @@ struct Services::Impl {
         t.reason = "retry requested by client";
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->NotifyTask(req->id(), /*new_work=*/true);
+        impl_->hub->NotifyTask(req->id(), NewWork::kBoth);
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -678,6 +698,7 @@ struct Services::Impl {
             ctx, absl::InvalidArgumentError(Cat("max_tasks: at most ", kMaxTasksPerAcquire)));
       }
       auto call = NewLongPoll(ctx, req->wait_ms());
+      call->leased_at_plan = impl_->LeasedAtPlan(req->worker_id());
       AcquireOnce(call, req, resp);
       return call->reactor;
     }
@@ -735,7 +756,7 @@ struct Services::Impl {
               // comes back for a retry: new work either way.
               std::set<std::string_view> changed;
               for (const auto& r : req->reports()) changed.insert(r.lease().task_id());
-              for (auto id : changed) impl_->hub->NotifyTask(std::string(id), /*new_work=*/true);
+              for (auto id : changed) impl_->hub->NotifyTask(std::string(id), NewWork::kSubtasks);
               finish(absl::OkStatus());
             });
       });
@@ -746,10 +767,17 @@ struct Services::Impl {
                                              pb::Task* resp) override {
       auto t = ParseTransition(*req, "");
       if (!t.ok()) return impl_->Refuse(ctx, t.status());
+      if (t->lease_subtasks > 0) {
+        // The answer is a Task: it has no room for the leases.
+        return impl_->Refuse(ctx,
+                             absl::InvalidArgumentError("lease_subtasks: only in TransitionTasks"));
+      }
       return impl_->Unary(ctx, [this, t = std::move(*t), resp]() -> absl::Status {
         auto r = impl_->store->TransitionTask(t, impl_->clock->NowMs());
         if (!r.ok()) return r.status();
-        impl_->hub->NotifyTask(t.task_id, t.event == lifecycle::TaskEvent::kPlanned);
+        impl_->hub->NotifyTask(t.task_id, t.event == lifecycle::TaskEvent::kPlanned
+                                              ? NewWork::kSubtasks
+                                              : NewWork::kNone);
         *resp = std::move(*r);
         return absl::OkStatus();
       });
@@ -767,6 +795,7 @@ struct Services::Impl {
       for (int i = 0; i < req->transitions_size(); ++i) {
         auto t = ParseTransition(req->transitions(i), Cat("transitions[", i, "]."));
         if (!t.ok()) return impl_->Refuse(ctx, t.status());
+        t->lease_ttl_ms = impl_->options.lease_ttl_ms;
         ts.push_back(std::move(*t));
       }
       // What the hub is told after each write, kept apart from the moved batch.
@@ -775,19 +804,29 @@ struct Services::Impl {
       for (const auto& t : ts) {
         notify.emplace_back(t.task_id, t.event == lifecycle::TaskEvent::kPlanned);
       }
-      return impl_->Async(ctx, [this, &ts, &notify, resp](auto finish) {
+      return impl_->Async(ctx, [this, &ts, &notify, req, resp](auto finish) {
         impl_->store->TransitionTasksAsync(
             std::move(ts), impl_->clock->NowMs(),
-            [this, notify = std::move(notify), resp,
-             finish](std::vector<absl::StatusOr<pb::Task>> results) {
+            [this, notify = std::move(notify), req, resp,
+             finish](std::vector<absl::StatusOr<store::TransitionResult>> results) {
               for (size_t i = 0; i < results.size(); ++i) {
                 pb::TransitionTaskResult* out = resp->add_results();
                 if (!results[i].ok()) {
                   SetItemStatus(out, results[i].status());
                   continue;
                 }
-                impl_->hub->NotifyTask(notify[i].first, notify[i].second);
-                *out->mutable_task() = std::move(*results[i]);
+                store::TransitionResult& r = *results[i];
+                if (!r.subtasks.empty()) {
+                  impl_->LeasedAtPlan(req->transitions(static_cast<int>(i)).worker_id(),
+                                      r.subtasks.size());
+                }
+                // Acquirers are woken only for subtasks the planner left.
+                impl_->hub->NotifyTask(notify[i].first,
+                                       notify[i].second && r.task.counts().preparing() > 0
+                                           ? NewWork::kSubtasks
+                                           : NewWork::kNone);
+                *out->mutable_task() = std::move(r.task);
+                for (auto& l : r.subtasks) *out->add_subtasks() = std::move(l);
               }
               finish(absl::OkStatus());
             });
@@ -805,7 +844,7 @@ struct Services::Impl {
         if (!r.ok()) return r.status();
         resp->set_stopped(r->stopped);
         resp->set_terminating(r->terminating);
-        impl_->hub->NotifyTask(req->task_id(), /*new_work=*/false);
+        impl_->hub->NotifyTask(req->task_id(), NewWork::kNone);
         return absl::OkStatus();
       });
     }
@@ -833,7 +872,7 @@ struct Services::Impl {
       if (auto s = ValidateId(req->task_id(), "task_id"); !s.ok()) return impl_->Refuse(ctx, s);
       return impl_->Unary(ctx, [this, req]() -> absl::Status {
         auto s = impl_->store->ReleaseTask(req->worker_id(), req->task_id(), req->epoch());
-        if (s.ok()) impl_->hub->NotifyTask(req->task_id(), /*new_work=*/true);
+        if (s.ok()) impl_->hub->NotifyTask(req->task_id(), NewWork::kTasks);
         return s;
       });
     }
@@ -859,6 +898,7 @@ struct Services::Impl {
       grpc::CallbackServerContext* ctx = nullptr;
       int64_t started = 0;
       int64_t deadline = 0;
+      uint64_t leased_at_plan = 0;  // the worker's count when the call came
     };
 
     // A long poll held at most wait_ms (capped by the server), from now.
@@ -874,7 +914,11 @@ struct Services::Impl {
     // One look at the store for work; parks on the hub when there is none.
     void AcquireOnce(std::shared_ptr<LongPoll> call, const pb::AcquireRequest* req,
                      pb::AcquireResponse* resp) {
-      uint64_t seen = impl_->hub->generation(Interest::Work());
+      // Parked on the kind of work it asked for.
+      const Interest interest = req->max_tasks() == 0      ? Interest::SubtaskWork()
+                                : req->max_subtasks() == 0 ? Interest::TaskWork()
+                                                           : Interest::Work();
+      uint64_t seen = impl_->hub->generation(interest);
       int64_t now = impl_->clock->NowMs();
       if (impl_->Silent(req->worker_id(), call->started, now)) {
         spdlog::info("worker {} silent for over {} ms: its parked acquire returns empty",
@@ -882,12 +926,21 @@ struct Services::Impl {
         call->reactor->Finish(grpc::Status::OK);
         return;
       }
+      // The worker's own plans may have filled the slots this call asked
+      // for since it came: it asks again, with the room it has now.
+      const uint64_t taken = impl_->LeasedAtPlan(req->worker_id()) - call->leased_at_plan;
+      const uint32_t max_subtasks =
+          req->max_subtasks() > taken ? req->max_subtasks() - static_cast<uint32_t>(taken) : 0;
+      if (req->max_subtasks() > 0 && max_subtasks == 0 && req->max_tasks() == 0) {
+        call->reactor->Finish(grpc::Status::OK);
+        return;
+      }
       // Nothing here blocks: the write is queued, and its callback (on the
       // writer) answers or parks the call; a wake-up looks again from the
       // hub's calling thread.
       impl_->store->AcquireAsync(
-          req->worker_id(), req->max_subtasks(), req->max_tasks(), now, impl_->options.lease_ttl_ms,
-          [this, call, req, resp, seen, now](absl::StatusOr<store::AcquireResult> r) {
+          req->worker_id(), max_subtasks, req->max_tasks(), now, impl_->options.lease_ttl_ms,
+          [this, call, req, resp, interest, seen, now](absl::StatusOr<store::AcquireResult> r) {
             if (!r.ok()) {
               call->reactor->Finish(ToGrpc(r.status()));
               return;
@@ -901,7 +954,7 @@ struct Services::Impl {
             }
             int64_t wake_at = call->deadline;
             if (r->next_ready_ms > 0) wake_at = std::min(wake_at, r->next_ready_ms);
-            impl_->hub->Wait(Interest::Work(), seen, wake_at,
+            impl_->hub->Wait(interest, seen, wake_at,
                              [this, call, req, resp](bool) { AcquireOnce(call, req, resp); });
           });
     }
@@ -976,7 +1029,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
     cancelled_ = true;
     // Wakes the parked poll so it can finish (and the kAny waiters, and
     // this task's: a spurious look at the store for them).
-    hub_->NotifyTask(task_id_, /*new_work=*/false);
+    hub_->NotifyTask(task_id_, NewWork::kNone);
   }
 
   void OnDone() override {

@@ -22,6 +22,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/grpc_status.h"
+#include "common/split.h"
 #include "common/strcat.h"
 #include "worker/decide.h"
 #include "worker/rpc.h"
@@ -134,6 +135,16 @@ struct Daemon::Impl {
   // WaitTask that answers with results: server and worker upgrade together.
   static constexpr int kMaxTransitionsPerCall = 1000;
   static constexpr int kMaxBatchedBounds = 1000;
+  static constexpr uint64_t kMaxLeasedAtPlan = 1000;  // the server's limit
+
+  // How many slices a plan makes: its bounds, or the task's uniform split.
+  static uint64_t SliceCount(const pb::TaskSpec& spec, const Plan& plan) {
+    if (!plan.uniform) return plan.bounds.size() > 1 ? plan.bounds.size() - 1 : 0;
+    auto split = spec.split().policy_case() == pb::SplitPolicy::kChunk
+                     ? UniformSplit::ByChunk(spec.begin(), spec.end(), spec.split().chunk())
+                     : UniformSplit::BySubtasks(spec.begin(), spec.end(), spec.split().subtasks());
+    return split.ok() ? split->count() : 0;
+  }
   // A WaitTask answer carries the results of a task this small.
   static constexpr uint32_t kWaitResultsUpTo = 1000;
   std::deque<std::shared_ptr<PendingTransition>> pending_transitions;
@@ -154,6 +165,9 @@ struct Daemon::Impl {
   static constexpr uint32_t kMaxPrefetch = 2000;
   std::deque<pb::SubtaskLease> queue;
   double avg_run_ms = kPrefetchMs;
+  // Slices asked for by plans in the TransitionTasks call in flight: room
+  // already promised, which an Acquire must not ask for again.
+  uint32_t plan_asks = 0;
 
   std::map<Key, std::shared_ptr<RunningSubtask>> subtasks;
   std::map<std::string, std::shared_ptr<ReconciledTask>> tasks;
@@ -364,7 +378,8 @@ struct Daemon::Impl {
     double slices_per_slot = kPrefetchMs / std::max(avg_run_ms, 0.01);
     double target = std::clamp<double>(options.slots * slices_per_slot, options.slots,
                                        options.slots + kMaxPrefetch);
-    int64_t room = static_cast<int64_t>(target) - busy - static_cast<int64_t>(queue.size());
+    int64_t room = static_cast<int64_t>(target) - busy - static_cast<int64_t>(queue.size()) -
+                   static_cast<int64_t>(plan_asks);
     return static_cast<uint32_t>(std::clamp<int64_t>(room, 0, 1000));
   }
 
@@ -529,6 +544,7 @@ struct Daemon::Impl {
     if (req.plan().bounds_size() <= kMaxBatchedBounds) {
       r = co_await QueueTransition(std::move(req));
     } else {
+      req.set_lease_subtasks(0);  // a unary answer has no room for leases
       r = co_await api->TransitionTask(req);
     }
     if (r.ok()) {
@@ -562,13 +578,31 @@ struct Daemon::Impl {
       }
       std::vector<std::shared_ptr<PendingTransition>> batch;
       pb::TransitionTasksRequest req;
+      // Free slots go to the plans in this call: each leases its first
+      // slices in its own write instead of waiting for the next Acquire.
+      uint32_t room = draining ? 0 : SubtaskRoom();
+      uint32_t asked = 0;
       while (!pending_transitions.empty() &&
              static_cast<int>(batch.size()) < kMaxTransitionsPerCall) {
         batch.push_back(std::move(pending_transitions.front()));
         pending_transitions.pop_front();
-        *req.add_transitions() = std::move(batch.back()->req);
+        pb::TransitionTaskRequest* t = req.add_transitions();
+        *t = std::move(batch.back()->req);
+        const uint32_t want = std::min(room, t->lease_subtasks());
+        t->set_lease_subtasks(want);
+        room -= want;
+        asked += want;
       }
+      plan_asks += asked;
       auto resp = co_await api->TransitionTasks(req);
+      plan_asks -= asked;
+      if (resp.ok()) {
+        for (auto& r : *resp->mutable_results()) {
+          for (auto& lease : *r.mutable_subtasks()) Enqueue(std::move(lease));
+        }
+        StartQueued();
+      }
+      if (asked > 0) slot_signal.Notify();  // what the plans did not take is free again
       for (size_t i = 0; i < batch.size(); ++i) {
         PendingTransition& p = *batch[i];
         if (!resp.ok()) {
@@ -724,6 +758,10 @@ struct Daemon::Impl {
           } else {
             req.mutable_plan()->set_uniform(plan->uniform);
             for (uint64_t b : plan->bounds) req.mutable_plan()->add_bounds(b);
+            // The most slices this plan could lease at once; the call that
+            // carries it cuts this to the free slots (TransitionLoop).
+            req.set_lease_subtasks(static_cast<uint32_t>(
+                std::min<uint64_t>(SliceCount(task.spec(), *plan), kMaxLeasedAtPlan)));
             std::string none;
             next = co_await Transition(entry, task, lifecycle::TaskEvent::kPlanned, none, req);
           }

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -133,6 +134,25 @@ absl::Status WriteSubtaskEdge(Connection& db, const SubtaskRow& before, SubtaskR
                               const lifecycle::SubtaskEdge& edge, lifecycle::SubtaskEvent event,
                               std::string_view reason, std::string_view actor, int64_t now_ms,
                               CounterDelta& delta);
+
+// ---- leasing ----
+
+// A Running task whose runnable subtasks may be leased: in Acquire, or by
+// the reconciler that has just planned it.
+struct LeaseCandidate {
+  std::string id;
+  std::string kind;
+  std::string spec;  // the serialized TaskSpec (params go with each lease)
+  uint32_t parallelism = 0;
+  int64_t active = 0;  // subtasks Running or Terminating
+};
+
+// Leases up to `room` runnable subtasks of one task to `worker` (oldest
+// ready first), appending the leases to `out` and the counter change to
+// `delta`; the caller applies `delta`.
+absl::Status LeaseSubtasks(Connection& db, const LeaseCandidate& c, uint64_t room,
+                           const std::string& worker, int64_t now_ms, int64_t ttl_ms,
+                           std::vector<pb::SubtaskLease>& out, CounterDelta& delta);
 
 // ---- page tokens ----
 

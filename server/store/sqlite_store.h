@@ -67,7 +67,7 @@ class SqliteStore final : public Store {
   void CreateTaskAsync(const pb::TaskSpec& spec, int64_t now_ms,
                        Done<absl::StatusOr<SubmitResult>> done) override;
   void TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
-                            Done<std::vector<absl::StatusOr<pb::Task>>> done) override;
+                            Done<std::vector<absl::StatusOr<TransitionResult>>> done) override;
   void AcquireAsync(std::string worker_id, uint32_t max_subtasks, uint32_t max_tasks,
                     int64_t now_ms, int64_t ttl_ms,
                     Done<absl::StatusOr<AcquireResult>> done) override;

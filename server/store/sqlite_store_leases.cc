@@ -66,61 +66,6 @@ pb::LeaseRef Ref(const std::string& task_id, int64_t index, uint64_t epoch) {
   return r;
 }
 
-// A Running task that may get subtasks in Acquire.
-struct Candidate {
-  std::string id;
-  std::string kind;
-  std::string spec;
-  uint32_t parallelism = 0;
-  int64_t active = 0;
-};
-
-// Leases up to `room` runnable subtasks of one task to `worker`.
-absl::Status LeaseSubtasks(WriteCtx& ctx, const Candidate& c, uint64_t room,
-                           const std::string& worker, int64_t now_ms, int64_t ttl_ms,
-                           AcquireResult& out, CounterDelta& delta) {
-  static const std::string kSql = Cat("SELECT ", sqlite::kSubtaskColumns,
-                                      " FROM subtasks WHERE task_id = ?1 AND state = 1 AND "
-                                      "not_before_ms <= ?2 ORDER BY not_before_ms, idx LIMIT ?3");
-  std::vector<SubtaskRow> rows;
-  {
-    STORE_ASSIGN_OR_RETURN(Query q, ctx.db.Prepare(kSql));
-    q->BindText(1, c.id);
-    q->BindInt(2, now_ms);
-    q->BindInt(3, std::min<uint64_t>(room, std::numeric_limits<int64_t>::max()));
-    while (true) {
-      STORE_ASSIGN_OR_RETURN(bool row, q->Step());
-      if (!row) break;
-      rows.push_back(sqlite::ReadSubtask(*q));
-    }
-  }
-  if (rows.empty()) return absl::OkStatus();
-  pb::TaskSpec spec;
-  spec.ParseFromString(c.spec);
-  for (const SubtaskRow& row : rows) {
-    STORE_ASSIGN_OR_RETURN(lifecycle::SubtaskEdge edge,
-                           sqlite::SubtaskEdgeFor(row, SubtaskEvent::kLeased));
-    SubtaskRow next = row;
-    next.attempt = row.attempt + 1;
-    next.epoch = row.epoch + 1;
-    next.worker = worker;
-    next.lease_expire_ms = now_ms + ttl_ms;
-    next.progress = 0;
-    STORE_RETURN_IF_ERROR(sqlite::WriteSubtaskEdge(ctx.db, row, next, edge, SubtaskEvent::kLeased,
-                                                   Cat("leased by ", worker), worker, now_ms,
-                                                   delta));
-    pb::SubtaskLease& l = out.subtasks.emplace_back();
-    *l.mutable_lease() = Ref(c.id, row.index, next.epoch);
-    l.set_kind(c.kind);
-    l.set_begin(row.begin);
-    l.set_end(row.end);
-    l.set_attempt(next.attempt);
-    l.set_params_json(spec.params_json());
-    l.set_lease_expire_ms(next.lease_expire_ms);
-  }
-  return absl::OkStatus();
-}
-
 // One report, inside its own savepoint; the caller adds `delta` on success.
 absl::Status ApplyReport(WriteCtx& ctx, TaskCache& tasks, const std::string& worker,
                          const pb::SubtaskReport& r, int64_t now_ms, CounterDelta& delta) {
@@ -185,6 +130,53 @@ absl::Status Savepoint(Connection& db, std::string_view sql) {
 
 }  // namespace
 
+namespace sqlite {
+
+absl::Status LeaseSubtasks(Connection& db, const LeaseCandidate& c, uint64_t room,
+                           const std::string& worker, int64_t now_ms, int64_t ttl_ms,
+                           std::vector<pb::SubtaskLease>& out, CounterDelta& delta) {
+  static const std::string kSql = Cat("SELECT ", kSubtaskColumns,
+                                      " FROM subtasks WHERE task_id = ?1 AND state = 1 AND "
+                                      "not_before_ms <= ?2 ORDER BY not_before_ms, idx LIMIT ?3");
+  std::vector<SubtaskRow> rows;
+  {
+    STORE_ASSIGN_OR_RETURN(Query q, db.Prepare(kSql));
+    q->BindText(1, c.id);
+    q->BindInt(2, now_ms);
+    q->BindInt(3, std::min<uint64_t>(room, std::numeric_limits<int64_t>::max()));
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      rows.push_back(ReadSubtask(*q));
+    }
+  }
+  if (rows.empty()) return absl::OkStatus();
+  pb::TaskSpec spec;
+  spec.ParseFromString(c.spec);
+  for (const SubtaskRow& row : rows) {
+    STORE_ASSIGN_OR_RETURN(lifecycle::SubtaskEdge edge, SubtaskEdgeFor(row, SubtaskEvent::kLeased));
+    SubtaskRow next = row;
+    next.attempt = row.attempt + 1;
+    next.epoch = row.epoch + 1;
+    next.worker = worker;
+    next.lease_expire_ms = now_ms + ttl_ms;
+    next.progress = 0;
+    STORE_RETURN_IF_ERROR(WriteSubtaskEdge(db, row, next, edge, SubtaskEvent::kLeased,
+                                           Cat("leased by ", worker), worker, now_ms, delta));
+    pb::SubtaskLease& l = out.emplace_back();
+    *l.mutable_lease() = Ref(c.id, row.index, next.epoch);
+    l.set_kind(c.kind);
+    l.set_begin(row.begin);
+    l.set_end(row.end);
+    l.set_attempt(next.attempt);
+    l.set_params_json(spec.params_json());
+    l.set_lease_expire_ms(next.lease_expire_ms);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sqlite
+
 absl::StatusOr<AcquireResult> SqliteStore::Acquire(const std::string& worker_id,
                                                    uint32_t max_subtasks, uint32_t max_tasks,
                                                    int64_t now_ms, int64_t ttl_ms) {
@@ -213,7 +205,7 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
     sqlite::TaskDeltas deltas;
 
     if (max_subtasks > 0) {
-      std::vector<Candidate> candidates;
+      std::vector<sqlite::LeaseCandidate> candidates;
       {
         STORE_ASSIGN_OR_RETURN(
             // Only tasks with a subtask waiting in Preparing can lease one
@@ -226,13 +218,13 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
         while (true) {
           STORE_ASSIGN_OR_RETURN(bool row, q->Step());
           if (!row) break;
-          candidates.push_back(Candidate{q->Text(0), q->Text(1), q->Text(2),
-                                         static_cast<uint32_t>(q->Int(3)), q->Int(4)});
+          candidates.push_back(sqlite::LeaseCandidate{q->Text(0), q->Text(1), q->Text(2),
+                                                      static_cast<uint32_t>(q->Int(3)), q->Int(4)});
         }
       }
       uint64_t remaining = max_subtasks;
       int64_t next_ready = 0;
-      for (const Candidate& c : candidates) {
+      for (const sqlite::LeaseCandidate& c : candidates) {
         if (remaining == 0) break;
         uint64_t room = remaining;
         if (c.parallelism > 0) {
@@ -241,8 +233,8 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
         }
         if (room == 0) continue;
         const size_t before = out.subtasks.size();
-        STORE_RETURN_IF_ERROR(
-            LeaseSubtasks(ctx, c, room, worker_id, now_ms, ttl_ms, out, deltas[c.id]));
+        STORE_RETURN_IF_ERROR(sqlite::LeaseSubtasks(ctx.db, c, room, worker_id, now_ms, ttl_ms,
+                                                    out.subtasks, deltas[c.id]));
         const uint64_t got = out.subtasks.size() - before;
         remaining -= got;
         if (got < room) {

@@ -269,7 +269,7 @@ namespace {
 // One task transition (and, with then_finalize, its Finalized) as one
 // write operation; `out` is the task as written.
 absl::Status ApplyTaskTransition(WriteCtx& ctx, const TaskTransition& first, int64_t now_ms,
-                                 pb::Task& out) {
+                                 TransitionResult& out) {
   using lifecycle::TaskEvent;
   Connection& db = ctx.db;
   // One transition of the task, checked and written with its history row.
@@ -411,6 +411,10 @@ absl::Status ApplyTaskTransition(WriteCtx& ctx, const TaskTransition& first, int
   if (first.then_finalize && first.event != TaskEvent::kAllSucceeded) {
     return absl::InvalidArgumentError("then_finalize: only with AllSucceeded");
   }
+  if (first.lease_subtasks > 0 &&
+      (first.event != TaskEvent::kPlanned || first.lease_worker.empty())) {
+    return absl::InvalidArgumentError("lease_subtasks: only with Planned, by a reconciler");
+  }
   STORE_RETURN_IF_ERROR(apply(first));
   if (first.then_finalize) {
     // The same write carries the task on through Terminating (both rows
@@ -422,30 +426,78 @@ absl::Status ApplyTaskTransition(WriteCtx& ctx, const TaskTransition& first, int
     next.then_finalize = false;
     STORE_RETURN_IF_ERROR(apply(next));
   }
-  STORE_ASSIGN_OR_RETURN(out, sqlite::LoadTask(db, first.task_id));
+  out.subtasks.clear();
+  if (first.lease_subtasks > 0) {
+    // The planner's free slots take the first slices in this same write, as
+    // its Acquire would have a moment later (parallelism holds).
+    STORE_ASSIGN_OR_RETURN(TaskRow task, sqlite::LoadTaskRow(db, first.task_id));
+    uint64_t room = first.lease_subtasks;
+    const int64_t active = task.running + task.terminating;
+    if (task.parallelism > 0) {
+      room = std::min<uint64_t>(
+          room, static_cast<uint64_t>(std::max<int64_t>(task.parallelism - active, 0)));
+    }
+    if (task.state == State::kRunning && room > 0) {
+      sqlite::LeaseCandidate c{task.id, task.kind, "", task.parallelism, active};
+      {
+        STORE_ASSIGN_OR_RETURN(Query q, db.Prepare("SELECT spec FROM tasks WHERE id = ?1"));
+        q->BindText(1, task.id);
+        STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+        if (!row) return sqlite::TaskNotFound(task.id);
+        c.spec = q->Text(0);
+      }
+      CounterDelta delta;
+      STORE_RETURN_IF_ERROR(sqlite::LeaseSubtasks(db, c, room, first.lease_worker, now_ms,
+                                                  first.lease_ttl_ms, out.subtasks, delta));
+      STORE_RETURN_IF_ERROR(
+          sqlite::ApplyDeltas(db, sqlite::TaskDeltas{{task.id, delta}}, ctx.revision));
+    }
+  }
+  STORE_ASSIGN_OR_RETURN(out.task, sqlite::LoadTask(db, first.task_id));
   return absl::OkStatus();
+}
+
+// The blocking forms answer no leases, so they take no lease_subtasks.
+absl::Status RefuseLeases(const TaskTransition& t) {
+  if (t.lease_subtasks == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError("lease_subtasks: only in TransitionTasksAsync");
 }
 
 }  // namespace
 
 absl::StatusOr<pb::Task> SqliteStore::TransitionTask(const TaskTransition& t, int64_t now_ms) {
-  pb::Task out;
+  STORE_RETURN_IF_ERROR(RefuseLeases(t));
+  TransitionResult out;
   STORE_RETURN_IF_ERROR(
       Write([&](WriteCtx& ctx) { return ApplyTaskTransition(ctx, t, now_ms, out); }));
-  return out;
+  return std::move(out.task);
 }
 
 std::vector<absl::StatusOr<pb::Task>> SqliteStore::TransitionTasks(
     const std::vector<TaskTransition>& ts, int64_t now_ms) {
-  using Out = std::vector<absl::StatusOr<pb::Task>>;
-  return Await<Out>([&](Done<Out> done) { TransitionTasksAsync(ts, now_ms, done); });
+  for (const auto& t : ts) {
+    if (auto s = RefuseLeases(t); !s.ok())
+      return std::vector<absl::StatusOr<pb::Task>>(ts.size(), s);
+  }
+  using Out = std::vector<absl::StatusOr<TransitionResult>>;
+  Out results = Await<Out>([&](Done<Out> done) { TransitionTasksAsync(ts, now_ms, done); });
+  std::vector<absl::StatusOr<pb::Task>> out;
+  out.reserve(results.size());
+  for (auto& r : results) {
+    if (r.ok()) {
+      out.emplace_back(std::move(r->task));
+    } else {
+      out.emplace_back(r.status());
+    }
+  }
+  return out;
 }
 
 void SqliteStore::TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
-                                       Done<std::vector<absl::StatusOr<pb::Task>>> done) {
+                                       Done<std::vector<absl::StatusOr<TransitionResult>>> done) {
   struct State {
     std::vector<TaskTransition> ts;
-    std::vector<pb::Task> tasks;
+    std::vector<TransitionResult> tasks;
   };
   auto st = std::make_shared<State>();
   st->ts = std::move(ts);
@@ -458,7 +510,7 @@ void SqliteStore::TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t n
     });
   }
   writer_->RunAllAsync(std::move(ops), [st, done = std::move(done)](std::vector<absl::Status> s) {
-    std::vector<absl::StatusOr<pb::Task>> out;
+    std::vector<absl::StatusOr<TransitionResult>> out;
     out.reserve(s.size());
     for (size_t i = 0; i < s.size(); ++i) {
       if (s[i].ok()) {

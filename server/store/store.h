@@ -112,6 +112,17 @@ struct TaskTransition {
   // With AllSucceeded: then Finalized in the same write (outcome, result_json
   // and reason go with it), so a finished task ends in one round trip.
   bool then_finalize = false;
+  // With Planned: lease up to this many runnable subtasks to lease_worker in
+  // the same write, for lease_ttl_ms, as Acquire would; see TransitionResult.
+  uint32_t lease_subtasks = 0;
+  int64_t lease_ttl_ms = 0;
+};
+
+// A transition as written: the task, and the subtasks it leased to the
+// reconciler (TaskTransition::lease_subtasks).
+struct TransitionResult {
+  pb::Task task;
+  std::vector<pb::SubtaskLease> subtasks;
 };
 
 struct StopResult {
@@ -195,9 +206,18 @@ class Store {
                                Done<absl::StatusOr<SubmitResult>> done) {
     done(CreateTask(spec, now_ms));
   }
+  // Unlike the blocking forms, also answers the subtasks each leased.
   virtual void TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,
-                                    Done<std::vector<absl::StatusOr<pb::Task>>> done) {
-    done(TransitionTasks(ts, now_ms));
+                                    Done<std::vector<absl::StatusOr<TransitionResult>>> done) {
+    std::vector<absl::StatusOr<TransitionResult>> out;
+    for (auto& r : TransitionTasks(ts, now_ms)) {
+      if (r.ok()) {
+        out.emplace_back(TransitionResult{.task = std::move(*r), .subtasks = {}});
+      } else {
+        out.emplace_back(r.status());
+      }
+    }
+    done(std::move(out));
   }
   virtual void AcquireAsync(std::string worker_id, uint32_t max_subtasks, uint32_t max_tasks,
                             int64_t now_ms, int64_t ttl_ms,

@@ -50,12 +50,13 @@ class WorkerProtocolTest : public Cluster {
     return CallOn(workers_.get(), method, req, resp);
   }
 
-  std::string Submit(uint64_t subtasks) {
+  std::string Submit(uint64_t subtasks, uint32_t parallelism = 0) {
     pb::SubmitRequest req;
     req.mutable_spec()->set_kind("sum");
     req.mutable_spec()->set_begin(0);
     req.mutable_spec()->set_end(subtasks * 10);
     req.mutable_spec()->mutable_split()->set_subtasks(subtasks);
+    req.mutable_spec()->mutable_policy()->set_parallelism(parallelism);
     pb::SubmitResponse resp;
     EXPECT_TRUE(CallOn(tasks_.get(), &pb::TaskService::Stub::Submit, req, &resp).ok());
     return resp.task().id();
@@ -122,6 +123,72 @@ TEST_F(WorkerProtocolTest, TransitionTasksPlansSeveralTasksInOneCall) {
   }
   EXPECT_TRUE((resp.results(0).task().id() == a && resp.results(1).task().id() == b) ||
               (resp.results(0).task().id() == b && resp.results(1).task().id() == a));
+}
+
+// This test verifies that a plan can lease its first slices to the planner
+// in the same write: each result carries up to lease_subtasks leases (fewer
+// when the task's parallelism says so), the task's counts show them
+// running, and the slices left are for Acquire. lease_subtasks with another
+// event, or on the unary TransitionTask (whose answer has no room for
+// leases), is refused naming the field, and nothing is written.
+TEST_F(WorkerProtocolTest, TransitionTasksLeasesThePlannersFirstSlices) {
+  const std::string wide = Submit(5);
+  const std::string narrow = Submit(3, /*parallelism=*/1);
+  pb::AcquireResponse leased = Acquire(0, 2);
+  ASSERT_EQ(leased.tasks_size(), 2);
+
+  pb::TransitionTasksRequest wrong;
+  *wrong.add_transitions() = Planned(leased.tasks(0));
+  wrong.mutable_transitions(0)->set_event("AllSucceeded");
+  wrong.mutable_transitions(0)->set_lease_subtasks(2);
+  pb::TransitionTasksResponse refused;
+  grpc::Status s = Call(&pb::WorkerService::Stub::TransitionTasks, wrong, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("transitions[0].lease_subtasks"), std::string::npos)
+      << s.error_message();
+  pb::TransitionTaskRequest unary = Planned(leased.tasks(0));
+  unary.set_lease_subtasks(2);
+  pb::Task unary_answer;
+  s = Call(&pb::WorkerService::Stub::TransitionTask, unary, &unary_answer);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("lease_subtasks"), std::string::npos) << s.error_message();
+
+  pb::TransitionTasksRequest plan;
+  for (const auto& lease : leased.tasks()) {
+    *plan.add_transitions() = Planned(lease);
+    plan.mutable_transitions(plan.transitions_size() - 1)->set_lease_subtasks(3);
+  }
+  pb::TransitionTasksResponse planned;
+  ASSERT_TRUE(Call(&pb::WorkerService::Stub::TransitionTasks, plan, &planned).ok());
+  ASSERT_EQ(planned.results_size(), 2);
+  for (const auto& r : planned.results()) {
+    ASSERT_EQ(r.code(), 0) << r.message();
+    const bool is_wide = r.task().id() == wide;
+    const uint64_t want = is_wide ? 3 : 1;  // the narrow task runs one at a time
+    EXPECT_EQ(r.task().state(), pb::RUNNING);
+    EXPECT_EQ(r.task().counts().running(), want) << r.task().id();
+    EXPECT_EQ(r.task().counts().preparing(), (is_wide ? 5u : 3u) - want) << r.task().id();
+    ASSERT_EQ(static_cast<uint64_t>(r.subtasks_size()), want) << r.task().id();
+    for (int i = 0; i < r.subtasks_size(); ++i) {
+      const pb::SubtaskLease& l = r.subtasks(i);
+      EXPECT_EQ(l.lease().task_id(), r.task().id());
+      EXPECT_EQ(l.lease().subtask_index(), i);  // the first slices, in order
+      EXPECT_EQ(l.lease().epoch(), 1u);
+      EXPECT_EQ(l.attempt(), 1u);
+      EXPECT_EQ(l.kind(), "sum");
+      EXPECT_EQ(l.begin(), static_cast<uint64_t>(10 * i));
+      EXPECT_EQ(l.end(), static_cast<uint64_t>(10 * i + 10));
+      EXPECT_GT(l.lease_expire_ms(), 0);
+    }
+  }
+  // The rest are for Acquire: the wide task's last two, none of the narrow
+  // one's while its one slice runs.
+  pb::AcquireResponse rest = Acquire(8, 0);
+  ASSERT_EQ(rest.subtasks_size(), 2);
+  for (const auto& l : rest.subtasks()) {
+    EXPECT_EQ(l.lease().task_id(), wide);
+    EXPECT_GE(l.lease().subtask_index(), 3);
+  }
 }
 
 // This test verifies that once no subtask is active, a WaitTask that asks
