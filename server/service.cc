@@ -514,9 +514,7 @@ struct Services::Impl {
         StartRead(&in_);
       }
       if (batch->empty()) return;
-      impl_->Post([self, batch] {
-        for (Wait& p : *batch) self->Look(p);
-      });
+      impl_->Post([self, batch] { self->LookAll(*batch); });
     }
 
     void OnWriteDone(bool ok) override {
@@ -549,31 +547,66 @@ struct Services::Impl {
       return self_;
     }
 
-    // On the pool: answers the wait, or parks it until its task changes.
-    void Look(const Wait& p) {
+    // On the pool: answers each wait whose task is ready (in one message),
+    // and parks the others until their task changes.
+    void LookAll(const std::vector<Wait>& waits) {
       auto self = Self();
       if (!self || closing_) return;
-      pb::TaskWaitAnswer a;
-      absl::Status status;
-      uint64_t seen = 0;
-      if (!impl_->LookAtWait(*p.req, p.deadline, false, a.mutable_response(), &status, &seen)) {
-        impl_->hub->Wait(Interest::Task(p.req->task_id()), seen, p.deadline,
-                         [self, p](bool) { self->impl_->Post([self, p] { self->Look(p); }); });
-        return;
+      std::vector<pb::TaskWaitAnswer> answers;
+      for (const Wait& p : waits) {
+        pb::TaskWaitAnswer a;
+        absl::Status status;
+        uint64_t seen = 0;
+        if (!impl_->LookAtWait(*p.req, p.deadline, false, a.mutable_response(), &status, &seen)) {
+          impl_->hub->Wait(Interest::Task(p.req->task_id()), seen, p.deadline,
+                           [self, p](bool) { self->Woken(p); });
+          continue;
+        }
+        a.set_wait_id(p.id);
+        if (!status.ok()) {
+          a.clear_response();
+          SetItemStatus(&a, status);
+        }
+        answers.push_back(std::move(a));
       }
-      a.set_wait_id(p.id);
-      if (!status.ok()) {
-        a.clear_response();
-        SetItemStatus(&a, status);
+      if (!answers.empty()) Send(std::move(answers), /*counted=*/true);
+    }
+
+    // A parked wait's task changed (or its time is up): the waits woken
+    // until the pool gets to them share one look and one message, instead
+    // of a thread wake-up each.
+    void Woken(const Wait& p) {
+      bool post = false;
+      {
+        std::lock_guard lock(mu_);
+        woken_.push_back(p);
+        post = !look_posted_;
+        look_posted_ = true;
       }
-      Send(std::move(a), /*counted=*/true);
+      if (!post) return;
+      auto self = Self();
+      if (!self) return;
+      impl_->Post([self] {
+        std::vector<Wait> batch;
+        {
+          std::lock_guard lock(self->mu_);
+          batch.swap(self->woken_);
+          self->look_posted_ = false;
+        }
+        self->LookAll(batch);
+      });
     }
 
     void Send(pb::TaskWaitAnswer a, bool counted) {
-      if (counted) waits_.fetch_sub(1);
+      std::vector<pb::TaskWaitAnswer> one;
+      one.push_back(std::move(a));
+      Send(std::move(one), counted);
+    }
+    void Send(std::vector<pb::TaskWaitAnswer> answers, bool counted) {
+      if (counted) waits_.fetch_sub(static_cast<int64_t>(answers.size()));
       std::lock_guard lock(mu_);
       if (finished_) return;
-      *queued_.add_answers() = std::move(a);
+      for (auto& a : answers) *queued_.add_answers() = std::move(a);
       // A stopping server answers what it has, then ends the stream.
       if (impl_->stopping)
         closing_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down");
@@ -622,6 +655,8 @@ struct Services::Impl {
     bool finished_ = false;
     std::optional<grpc::Status> closing_status_;
     std::shared_ptr<WaitStream> self_;
+    std::vector<Wait> woken_;   // parked waits woken, for the next look
+    bool look_posted_ = false;  // a look at woken_ is queued on the pool
   };
 
   class WorkerSvc final : public pb::WorkerService::CallbackService {
