@@ -11,9 +11,11 @@
 // Single-threaded except the `many` workload's client threads.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,18 +27,16 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
-#include <sqlite3.h>
-
+#include "common/process.h"
 #include "orchard/v1/orchard.grpc.pb.h"
 
 namespace fs = std::filesystem;
@@ -614,6 +614,7 @@ void RunIdle(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  orchard::InitProcess();
   Options o;
   o.bin = fs::path(argv[0]).parent_path().parent_path();
   o.dir = fs::temp_directory_path() / ("orchard-bench-" + std::to_string(getpid()));

@@ -1,15 +1,16 @@
 // orchardctl: the operators' command line for Orchard. Wiring only: the
 // subcommands live in cli/commands.cc, rendering in cli/format.cc, the gRPC
 // calls in cli/client.cc.
+#include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
-
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "common/process.h"
 
 int main(int argc, char** argv) {
+  orchard::InitProcess();
   CLI::App app{"orchardctl: submit, follow and inspect Orchard tasks", "orchardctl"};
   orchard::cli::Commands commands(app);
   try {

@@ -1,18 +1,19 @@
 // orchard-server: wires the store, the hub, the gRPC services, the lease
 // sweeper and signal handling together. No logic of its own.
-#include <csignal>
-#include <fstream>
-#include <optional>
-#include <thread>
-
-#include <CLI/CLI.hpp>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fstream>
+#include <optional>
+#include <thread>
+
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/util.h"
 #include "server/commit_reporter.h"
 #include "server/http/http_server.h"
@@ -25,6 +26,7 @@
 #include "server/sweeper.h"
 
 int main(int argc, char** argv) {
+  orchard::InitProcess();
   CLI::App app{
       "orchard-server: the Orchard API server. Stores tasks and subtasks in SQLite and serves\n"
       "the TaskService (clients) and WorkerService (workers) over gRPC."};

@@ -1,15 +1,16 @@
 // orchard-worker: parses flags, registers the built-in handlers and runs the
 // daemon. No logic of its own.
+#include <CLI/CLI.hpp>
 #include <fstream>
 
-#include <CLI/CLI.hpp>
-
 #include "common/log.h"
+#include "common/process.h"
 #include "worker/daemon.h"
 #include "worker/handler.h"
 #include "worker/handlers/exec.h"
 
 int main(int argc, char** argv) {
+  orchard::InitProcess();
   CLI::App app{
       "orchard-worker: the Orchard worker daemon. Registers with the server, leases subtasks\n"
       "and runs them with its handlers (noop, sleep, sum, flaky, csv.aggregate, and exec\n"
