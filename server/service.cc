@@ -37,6 +37,7 @@ constexpr uint32_t kMaxTasksPerAcquire = 100;
 constexpr int kMaxTransitionsPerCall = 1000;
 // The most results a WaitTask answer carries (WaitTaskRequest.results_up_to).
 constexpr uint32_t kMaxWaitResults = 10000;
+constexpr int kMaxSnapshotTasks = 1000;  // per Report
 // The most waits one WaitTasks stream holds at once (a worker has one per
 // reconciler), and per message.
 constexpr int64_t kMaxWaitsPerStream = 10000;
@@ -776,6 +777,20 @@ struct Services::Impl {
           }
         }
       }
+      if (req->snapshot_tasks_size() > kMaxSnapshotTasks) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(
+                                      Cat("snapshot_tasks: at most ", kMaxSnapshotTasks)));
+      }
+      for (int i = 0; i < req->snapshot_tasks_size(); ++i) {
+        if (auto s = ValidateId(req->snapshot_tasks(i), Cat("snapshot_tasks[", i, "]"));
+            !s.ok()) {
+          return impl_->Refuse(ctx, s);
+        }
+      }
+      if (req->snapshot_results_up_to() > kMaxWaitResults) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(Cat(
+                                      "snapshot_results_up_to: at most ", kMaxWaitResults)));
+      }
       return impl_->Async(ctx, [this, req, resp](auto finish) {
         std::vector<pb::SubtaskReport> reports(req->reports().begin(), req->reports().end());
         impl_->store->ReportAsync(
@@ -792,7 +807,24 @@ struct Services::Impl {
               std::set<std::string_view> changed;
               for (const auto& r : req->reports()) changed.insert(r.lease().task_id());
               for (auto id : changed) impl_->hub->NotifyTask(std::string(id), NewWork::kSubtasks);
-              finish(absl::OkStatus());
+              if (req->snapshot_tasks_size() == 0) return finish(absl::OkStatus());
+              // The reads go to the pool: a snapshot may carry thousands of
+              // results, and the writer has the next batch to commit.
+              impl_->Post([this, req, resp, finish] {
+                for (const std::string& id : req->snapshot_tasks()) {
+                  pb::WaitTaskRequest look;
+                  look.set_task_id(id);
+                  look.set_errors_above(-1);
+                  look.set_results_up_to(req->snapshot_results_up_to());
+                  pb::WaitTaskResponse* snapshot = resp->add_snapshots();
+                  absl::Status status;
+                  uint64_t seen = 0;
+                  // known_version 0 is no task's version: the look answers now.
+                  impl_->LookAtWait(look, 0, false, snapshot, &status, &seen);
+                  if (!status.ok()) snapshot->Clear();
+                }
+                finish(absl::OkStatus());
+              });
             });
       });
     }

@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <thread>
 
@@ -104,8 +105,13 @@ struct Daemon::Impl {
   };
   using Subtasks = google::protobuf::RepeatedPtrField<pb::Subtask>;
   struct ReconciledTask {
+    explicit ReconciledTask(asio::any_io_executor ex) : snapshot_signal(ex) {}
     pb::LeaseRef lease;
     bool lost = false;
+    // The task as the answer to this worker's own Report saw it (newest
+    // first), for a reconciler whose active slices all run here.
+    std::optional<pb::WaitTaskResponse> snapshot;
+    Signal snapshot_signal;
     // Every committed result, from the last WaitTask answer, valid while
     // the task is at results_version (a small task's reduce needs no
     // further call).
@@ -147,6 +153,9 @@ struct Daemon::Impl {
   }
   // A WaitTask answer carries the results of a task this small.
   static constexpr uint32_t kWaitResultsUpTo = 1000;
+  // How long a reconciler whose active slices all run here waits for its own
+  // reports' answer before it parks a wait on the server (LocalWait).
+  static constexpr int64_t kLocalWaitMs = 50;
   std::deque<std::shared_ptr<PendingTransition>> pending_transitions;
 
   std::string worker_id;
@@ -495,6 +504,14 @@ struct Daemon::Impl {
         for (auto& r : batch) subtasks.erase({r.lease().task_id(), r.lease().subtask_index()});
         continue;
       }
+      // Tasks reconciled here get their state back with the answer.
+      std::set<std::string> reconciled_here;
+      for (const auto& r : req.reports()) {
+        auto t = tasks.find(r.lease().task_id());
+        if (t != tasks.end() && !t->second->lost) reconciled_here.insert(t->first);
+      }
+      for (const auto& id : reconciled_here) req.add_snapshot_tasks(id);
+      req.set_snapshot_results_up_to(kWaitResultsUpTo);
       auto resp = co_await api->Report(req);
       if (!resp.ok()) {
         // Keep them and retry; if this lasts, the heartbeat loop fences them.
@@ -513,6 +530,17 @@ struct Daemon::Impl {
         }
       }
       for (auto& r : batch) subtasks.erase({r.lease().task_id(), r.lease().subtask_index()});
+      for (auto& snapshot : *resp->mutable_snapshots()) {
+        if (!snapshot.has_task()) continue;
+        auto t = tasks.find(snapshot.task().id());
+        if (t == tasks.end() || t->second->lost) continue;
+        ReconciledTask& entry = *t->second;
+        if (entry.snapshot && entry.snapshot->task().revision() >= snapshot.task().revision()) {
+          continue;
+        }
+        entry.snapshot = std::move(snapshot);
+        entry.snapshot_signal.Notify();
+      }
     }
   }
 
@@ -716,9 +744,42 @@ struct Daemon::Impl {
     co_return out;
   }
 
+  // True when the task's active slices are all leased to this worker: then
+  // only this worker's reports can move it (or a client, or a lost lease).
+  bool AllActiveHeldHere(const pb::Task& task) const {
+    const auto& c = task.counts();
+    if (c.running() == 0 || c.preparing() > 0 || c.terminating() > 0) return false;
+    uint64_t here = 0;
+    for (auto it = subtasks.lower_bound({task.id(), 0});
+         it != subtasks.end() && it->first.first == task.id(); ++it) {
+      if (!it->second->lost) ++here;
+    }
+    return here == c.running();
+  }
+
+  // Waits up to kLocalWaitMs for the answer to this worker's Report of the
+  // task's slices to bring a snapshot newer than `task` (task.revision moves
+  // on every write to the task); nothing when it does not come. The server
+  // wait comes after: a cancel, or a lease lost meanwhile, is seen at most
+  // kLocalWaitMs later than it would be.
+  Awaitable<std::optional<pb::WaitTaskResponse>> LocalWait(ReconciledTask& entry,
+                                                          const pb::Task& task) {
+    const int64_t until = Now() + kLocalWaitMs;
+    auto fresh = [&] {
+      return entry.snapshot && entry.snapshot->task().revision() > task.revision();
+    };
+    while (!fresh() && !entry.lost && !stopped && Now() < until) {
+      co_await entry.snapshot_signal.Wait(until - Now());
+    }
+    std::optional<pb::WaitTaskResponse> out;
+    if (fresh()) out.swap(entry.snapshot);
+    entry.snapshot.reset();
+    co_return out;
+  }
+
   Awaitable<void> Reconcile(pb::TaskLease tl) {
     pb::Task task = std::move(*tl.mutable_task());
-    auto entry = std::make_shared<ReconciledTask>();
+    auto entry = std::make_shared<ReconciledTask>(io.get_executor());
     entry->lease.set_task_id(task.id());
     entry->lease.set_subtask_index(-1);
     entry->lease.set_epoch(tl.epoch());
@@ -813,14 +874,21 @@ struct Daemon::Impl {
           break;
         }
         case Decision::kWait: {
-          pb::WaitTaskRequest req;
-          req.set_worker_id(worker_id);
-          req.set_task_id(task.id());
-          req.set_known_version(task.version());
-          req.set_errors_above(d.errors_above);
-          req.set_wait_ms(static_cast<uint32_t>(d.wait_ms));
-          req.set_results_up_to(kWaitResultsUpTo);
-          auto w = co_await api->WaitTask(req);
+          std::optional<pb::WaitTaskResponse> local;
+          if (AllActiveHeldHere(task)) local = co_await LocalWait(*entry, task);
+          absl::StatusOr<pb::WaitTaskResponse> w = absl::UnknownError("");
+          if (local) {
+            w = std::move(*local);
+          } else {
+            pb::WaitTaskRequest req;
+            req.set_worker_id(worker_id);
+            req.set_task_id(task.id());
+            req.set_known_version(task.version());
+            req.set_errors_above(d.errors_above);
+            req.set_wait_ms(static_cast<uint32_t>(d.wait_ms));
+            req.set_results_up_to(kWaitResultsUpTo);
+            w = co_await api->WaitTask(req);
+          }
           entry->results.reset();
           if (!w.ok()) {
             next = w.status();

@@ -191,6 +191,64 @@ TEST_F(WorkerProtocolTest, TransitionTasksLeasesThePlannersFirstSlices) {
   }
 }
 
+// This test verifies that a Report can bring back the state of the tasks
+// its worker reconciles, read after the reports' commit, as a WaitTask
+// would answer it: the counts, a revision past the plan's, and every result
+// once none is active. A malformed snapshot_tasks entry refuses the whole
+// call naming the field, and writes nothing; an unknown task comes back
+// without a task.
+TEST_F(WorkerProtocolTest, ReportAnswersWithTheSnapshotsOfTasksReconciledHere) {
+  const std::string id = Submit(2);
+  pb::AcquireResponse leased = Acquire(0, 1);
+  ASSERT_EQ(leased.tasks_size(), 1);
+  pb::TransitionTasksRequest plan;
+  *plan.add_transitions() = Planned(leased.tasks(0));
+  plan.mutable_transitions(0)->set_lease_subtasks(2);
+  pb::TransitionTasksResponse planned;
+  ASSERT_TRUE(Call(&pb::WorkerService::Stub::TransitionTasks, plan, &planned).ok());
+  ASSERT_EQ(planned.results(0).code(), 0) << planned.results(0).message();
+  ASSERT_EQ(planned.results(0).subtasks_size(), 2);
+  const pb::Task running = planned.results(0).task();
+
+  pb::ReportRequest report;
+  report.set_worker_id(worker_);
+  for (const auto& l : planned.results(0).subtasks()) {
+    pb::SubtaskReport* r = report.add_reports();
+    *r->mutable_lease() = l.lease();
+    r->set_succeeded_result_json("{\"sum\":" + std::to_string(l.lease().subtask_index()) + "}");
+  }
+  report.set_snapshot_results_up_to(10);
+
+  pb::ReportRequest bad = report;
+  bad.add_snapshot_tasks("not a task id!");
+  pb::ReportResponse refused;
+  grpc::Status s = Call(&pb::WorkerService::Stub::Report, bad, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("snapshot_tasks[0]"), std::string::npos) << s.error_message();
+
+  report.add_snapshot_tasks(id);
+  report.add_snapshot_tasks("t-nosuchtask00");
+  pb::ReportResponse reported;
+  ASSERT_TRUE(Call(&pb::WorkerService::Stub::Report, report, &reported).ok());
+  ASSERT_EQ(reported.codes_size(), 2);
+  EXPECT_EQ(reported.codes(0), 0) << reported.messages(0);  // the refused call wrote nothing
+  EXPECT_EQ(reported.codes(1), 0) << reported.messages(1);
+  ASSERT_EQ(reported.snapshots_size(), 2);
+  const pb::WaitTaskResponse& snap = reported.snapshots(0);
+  EXPECT_EQ(snap.task().id(), id);
+  EXPECT_EQ(snap.task().state(), pb::RUNNING);  // its reconciler ends it
+  EXPECT_GT(snap.task().revision(), running.revision());
+  EXPECT_EQ(snap.task().counts().succeeded(), 2u);
+  EXPECT_EQ(snap.task().counts().running(), 0u);
+  ASSERT_TRUE(snap.results_complete());
+  ASSERT_EQ(snap.results_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(snap.results(i).index(), static_cast<uint64_t>(i));
+    EXPECT_EQ(snap.results(i).result_json(), "{\"sum\":" + std::to_string(i) + "}");
+  }
+  EXPECT_FALSE(reported.snapshots(1).has_task());
+}
+
 // This test verifies that once no subtask is active, a WaitTask that asks
 // for results up to the task's size gets every committed result (outcome and
 // JSON, by index) and says they are complete; one that asks for fewer than
