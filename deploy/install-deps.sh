@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost1.81-dev libsqlite3-dev sqlite3 nlohmann-json3-dev
-  libgtest-dev libgmock-dev libcli11-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libcli11-dev libspdlog-dev libfmt-dev libjemalloc-dev
   procps psmisc
   # The operators' view's tests: promtool checks /metrics (prometheus, big but
   # the only packaged promtool); the dashboard runs in headless Chromium driven
