@@ -117,5 +117,47 @@ TEST_F(CancelTest, CancelStopsRunningHandlersAndEndsCancelled) {
   EXPECT_TRUE(worker("a").Running()) << "the worker exited during the cancel";
 }
 
+// This test verifies that a cancel reaches a reconciler whose active slices
+// all run on its own worker. Such a reconciler first waits (up to 50 ms) for
+// its own Report's answer, not on the server, so this checks that it still
+// parks a server wait that the cancel wakes: the task ends CANCELLED in
+// seconds, every slice stopped by the worker.
+TEST_F(CancelTest, CancelReachesAReconcilerWhoseSlicesAllRunOnItsWorker) {
+  StartServer();
+  StartWorker("a", 4);
+  WaitWorkerId("a");
+
+  const json submitted = Submit({"--kind", "sleep", "--range", "0:4", "--subtasks", "4",
+                                 "--params", R"({"ms": 60000})"});
+  const std::string id = submitted.at("id").get<std::string>();
+  WaitFor(
+      [&](std::string& observed) {
+        const json task = GetTask(id);
+        observed = TaskSummary(task);
+        return task["subtasks"]["running"] == 4;
+      },
+      60s, "all four subtasks of task " + id + " to be Running on worker a");
+
+  const CtlResult cancel = Ctl({"cancel", id});
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.command << "\nstderr: " << cancel.err;
+  const auto cancelled_at = Clock::now();
+  const json task = WaitTaskEnded(id, 60s);
+  const auto took = std::chrono::duration_cast<Duration>(Clock::now() - cancelled_at);
+  EXPECT_EQ(Str(task, "state"), "Terminated") << TaskSummary(task);
+  EXPECT_EQ(Str(task, "outcome"), "CANCELLED") << TaskSummary(task);
+  EXPECT_LT(took, 15s) << "cancel took " << took.count() << " ms to reach the end";
+  EXPECT_EQ(task["subtasks"]["cancelled"], 4) << TaskSummary(task);
+  const json history = History(id);
+  for (int64_t index = 0; index < 4; ++index) {
+    std::vector<std::string> walk;
+    for (const auto& r : HistoryOf(history, index)) {
+      if (!Str(r, "from").empty()) walk.push_back(Str(r, "event") + "->" + Str(r, "to"));
+    }
+    EXPECT_EQ(walk, (std::vector<std::string>{"Leased->Running", "CancelRequested->Terminating",
+                                              "Stopped->Terminated"}))
+        << "subtask " << index;
+  }
+}
+
 }  // namespace
 }  // namespace orchard::it
