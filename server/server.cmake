@@ -8,8 +8,7 @@ target_link_libraries(orchard_server_lib PUBLIC orchard_store orchard_common orc
 include(${CMAKE_CURRENT_LIST_DIR}/http/http.cmake)
 add_executable(orchard-server ${CMAKE_CURRENT_LIST_DIR}/main.cc)
 if(ORCHARD_JEMALLOC)
-  target_sources(orchard-server PRIVATE ${PROJECT_SOURCE_DIR}/common/jemalloc_conf.cc)
-  target_link_libraries(orchard-server PRIVATE PkgConfig::JEMALLOC)
+  target_link_libraries(orchard-server PRIVATE orchard_jemalloc)
 endif()
 target_link_libraries(orchard-server PRIVATE orchard_server_lib orchard_server_ops
   gRPC::grpc++_reflection CLI11::CLI11)

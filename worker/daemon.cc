@@ -108,8 +108,8 @@ struct Daemon::Impl {
     explicit ReconciledTask(asio::any_io_executor ex) : snapshot_signal(ex) {}
     pb::LeaseRef lease;
     bool lost = false;
-    // The task as the answer to this worker's own Report saw it (newest
-    // first), for a reconciler whose active slices all run here.
+    // The task as the newest answer to this worker's own Report saw it, for
+    // a reconciler whose active slices all run here (LocalWait).
     std::optional<pb::WaitTaskResponse> snapshot;
     Signal snapshot_signal;
     // Every committed result, from the last WaitTask answer, valid while

@@ -16,7 +16,6 @@ target_link_libraries(orchard_worker_lib PUBLIC orchard_handlers orchard_common 
 
 add_executable(orchard-worker ${CMAKE_CURRENT_LIST_DIR}/main.cc)
 if(ORCHARD_JEMALLOC)
-  target_sources(orchard-worker PRIVATE ${PROJECT_SOURCE_DIR}/common/jemalloc_conf.cc)
-  target_link_libraries(orchard-worker PRIVATE PkgConfig::JEMALLOC)
+  target_link_libraries(orchard-worker PRIVATE orchard_jemalloc)
 endif()
 target_link_libraries(orchard-worker PRIVATE orchard_worker_lib CLI11::CLI11)

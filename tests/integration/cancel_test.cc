@@ -9,7 +9,29 @@
 namespace orchard::it {
 namespace {
 
-class CancelTest : public Cluster {};
+class CancelTest : public Cluster {
+ protected:
+  // Waits for the end of a task cancelled at `cancelled_at`, which must be
+  // Terminated/CANCELLED "within a few heartbeats": far below the 60 s its
+  // handlers would sleep.
+  json WaitCancelledEnd(const std::string& id, Clock::time_point cancelled_at) {
+    const json task = WaitTaskEnded(id, 60s);
+    const auto took = std::chrono::duration_cast<Duration>(Clock::now() - cancelled_at);
+    EXPECT_EQ(Str(task, "state"), "Terminated") << TaskSummary(task);
+    EXPECT_EQ(Str(task, "outcome"), "CANCELLED") << TaskSummary(task);
+    EXPECT_LT(took, 15s) << "cancel took " << took.count() << " ms to reach the end";
+    return task;
+  }
+};
+
+// "event->to" for each history row that moved the object.
+std::vector<std::string> Walk(const std::vector<json>& rows) {
+  std::vector<std::string> walk;
+  for (const auto& r : rows) {
+    if (!Str(r, "from").empty()) walk.push_back(Str(r, "event") + "->" + Str(r, "to"));
+  }
+  return walk;
+}
 
 // This test verifies that cancelling a task whose `sleep` subtasks are
 // running (each would sleep a minute) moves it through Terminating to
@@ -52,14 +74,7 @@ TEST_F(CancelTest, CancelStopsRunningHandlersAndEndsCancelled) {
 
   const CtlResult cancel = Ctl({"cancel", id});
   ASSERT_EQ(cancel.exit_code, 0) << cancel.command << "\nstderr: " << cancel.err;
-  const auto cancelled_at = Clock::now();
-
-  const json task = WaitTaskEnded(id, 60s);
-  const auto took = std::chrono::duration_cast<Duration>(Clock::now() - cancelled_at);
-  EXPECT_EQ(Str(task, "state"), "Terminated") << TaskSummary(task);
-  EXPECT_EQ(Str(task, "outcome"), "CANCELLED") << TaskSummary(task);
-  // "Within a few heartbeats": far below the 60 s the handlers would sleep.
-  EXPECT_LT(took, 15s) << "cancel took " << took.count() << " ms to reach the end";
+  const json task = WaitCancelledEnd(id, Clock::now());
   EXPECT_EQ(task["subtasks"]["running"], 0) << TaskSummary(task);
   EXPECT_EQ(task["subtasks"]["terminating"], 0) << TaskSummary(task);
   EXPECT_EQ(task["subtasks"]["cancelled"], 8) << TaskSummary(task);
@@ -70,11 +85,7 @@ TEST_F(CancelTest, CancelStopsRunningHandlersAndEndsCancelled) {
 
   const json history = History(id);
   const auto task_rows = HistoryOf(history, "task");
-  std::vector<std::string> task_walk;
-  for (const auto& r : task_rows) {
-    if (!Str(r, "from").empty()) task_walk.push_back(Str(r, "event") + "->" + Str(r, "to"));
-  }
-  EXPECT_EQ(task_walk, (std::vector<std::string>{"Planned->Running",
+  EXPECT_EQ(Walk(task_rows), (std::vector<std::string>{"Planned->Running",
                                                  "CancelRequested->Terminating",
                                                  "Finalized->Terminated"}))
       << json(task_rows).dump(1);
@@ -86,10 +97,7 @@ TEST_F(CancelTest, CancelStopsRunningHandlersAndEndsCancelled) {
     EXPECT_EQ(Str(s, "state"), "Terminated") << s.dump();
     EXPECT_EQ(Str(s, "outcome"), "CANCELLED") << s.dump();
     const auto rows = HistoryOf(history, index);
-    std::vector<std::string> walk;
-    for (const auto& r : rows) {
-      if (!Str(r, "from").empty()) walk.push_back(Str(r, "event") + "->" + Str(r, "to"));
-    }
+    const std::vector<std::string> walk = Walk(rows);
     if (running.count(index) != 0) {
       // It was running: cancel asks, the worker stops the handler and says so.
       EXPECT_EQ(walk, (std::vector<std::string>{"Leased->Running", "CancelRequested->Terminating",
@@ -140,20 +148,11 @@ TEST_F(CancelTest, CancelReachesAReconcilerWhoseSlicesAllRunOnItsWorker) {
 
   const CtlResult cancel = Ctl({"cancel", id});
   ASSERT_EQ(cancel.exit_code, 0) << cancel.command << "\nstderr: " << cancel.err;
-  const auto cancelled_at = Clock::now();
-  const json task = WaitTaskEnded(id, 60s);
-  const auto took = std::chrono::duration_cast<Duration>(Clock::now() - cancelled_at);
-  EXPECT_EQ(Str(task, "state"), "Terminated") << TaskSummary(task);
-  EXPECT_EQ(Str(task, "outcome"), "CANCELLED") << TaskSummary(task);
-  EXPECT_LT(took, 15s) << "cancel took " << took.count() << " ms to reach the end";
+  const json task = WaitCancelledEnd(id, Clock::now());
   EXPECT_EQ(task["subtasks"]["cancelled"], 4) << TaskSummary(task);
   const json history = History(id);
   for (int64_t index = 0; index < 4; ++index) {
-    std::vector<std::string> walk;
-    for (const auto& r : HistoryOf(history, index)) {
-      if (!Str(r, "from").empty()) walk.push_back(Str(r, "event") + "->" + Str(r, "to"));
-    }
-    EXPECT_EQ(walk, (std::vector<std::string>{"Leased->Running", "CancelRequested->Terminating",
+    EXPECT_EQ(Walk(HistoryOf(history, index)), (std::vector<std::string>{"Leased->Running", "CancelRequested->Terminating",
                                               "Stopped->Terminated"}))
         << "subtask " << index;
   }
