@@ -329,7 +329,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
       ->capture_default_str();
   app.footer(Cat("Examples:\n"
                  "  orchardctl submit --kind sum --range 0:1000000 --subtasks 100\n"
-                 "  orchardctl watch t-3kq9x0b2mz7d\n"
+                 "  orchardctl watch t-1m8ye5hqm3kq9x0b2\n"
                  "  orchardctl --server 10.0.0.5:7070 list --state Running -o json\n\n"
                  "The server address comes from --server, else $ORCHARD_SERVER, else "
                  "127.0.0.1:7070.\n\n",
@@ -377,7 +377,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   CLI::App* get = app.add_subcommand("get", "Show one task: state, progress, result");
   AddId(get, f);
   AddOutput(get, f);
-  get->footer("Example:\n  orchardctl get t-3kq9x0b2mz7d -o json");
+  get->footer("Example:\n  orchardctl get t-1m8ye5hqm3kq9x0b2 -o json");
   choose(get, RunGet);
 
   // list
@@ -401,7 +401,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   watch->footer(Cat(
       "On a terminal a progress bar is redrawn in place; on a pipe one line is printed per "
       "change.\nIf the server goes away, watch reconnects with backoff and resumes.\n\n"
-      "Example:\n  orchardctl watch t-3kq9x0b2mz7d && echo done\n\n",
+      "Example:\n  orchardctl watch t-1m8ye5hqm3kq9x0b2 && echo done\n\n",
       kExitCodesHelp));
   choose(watch, RunWatchCommand);
 
@@ -410,7 +410,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   AddId(cancel, f);
   cancel->add_option("--reason", f.reason, "why, kept in the task's history");
   AddOutput(cancel, f);
-  cancel->footer("Example:\n  orchardctl cancel t-3kq9x0b2mz7d --reason 'wrong input file'");
+  cancel->footer("Example:\n  orchardctl cancel t-1m8ye5hqm3kq9x0b2 --reason 'wrong input file'");
   choose(cancel, RunCancel);
 
   // retry
@@ -418,7 +418,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
       app.add_subcommand("retry", "Retry a failed task: re-run only the slices that did not succeed");
   AddId(retry, f);
   AddOutput(retry, f);
-  retry->footer("Example:\n  orchardctl retry t-3kq9x0b2mz7d && orchardctl watch t-3kq9x0b2mz7d");
+  retry->footer("Example:\n  orchardctl retry t-1m8ye5hqm3kq9x0b2 && orchardctl watch t-1m8ye5hqm3kq9x0b2");
   choose(retry, RunRetry);
 
   // subtasks
@@ -427,7 +427,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   subtasks->add_option("--state", f.states, "only subtasks in this state (repeatable)");
   subtasks->add_option("--limit", f.limit, "at most N subtasks (default: all)");
   AddOutput(subtasks, f);
-  subtasks->footer("Example:\n  orchardctl subtasks t-3kq9x0b2mz7d --state Error -o json");
+  subtasks->footer("Example:\n  orchardctl subtasks t-1m8ye5hqm3kq9x0b2 --state Error -o json");
   choose(subtasks, RunSubtasks);
 
   // history
@@ -436,7 +436,7 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   AddId(history, f);
   history->add_option("--subtask", f.subtask, "only this subtask's rows (-1: the task's own)");
   AddOutput(history, f);
-  history->footer("Example:\n  orchardctl history t-3kq9x0b2mz7d --subtask 7");
+  history->footer("Example:\n  orchardctl history t-1m8ye5hqm3kq9x0b2 --subtask 7");
   choose(history, RunHistory);
 
   // workers

@@ -1,6 +1,8 @@
 #include "common/util.h"
 
 #include <charconv>
+#include <chrono>
+#include <mutex>
 #include <random>
 
 #include "absl/status/status.h"
@@ -58,13 +60,31 @@ absl::StatusOr<RangeArg> ParseRange(std::string_view text, std::string_view fiel
 
 std::string NewId(std::string_view prefix) {
   static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string id(prefix);
-  uint64_t bits = rng();
-  for (int i = 0; i < 12; ++i) {
-    id.push_back(kAlphabet[bits & 31]);
-    bits >>= 5;
+  static constexpr uint64_t kSuffixMask = (uint64_t{1} << 40) - 1;
+  static std::mutex mu;
+  static uint64_t last_ms = 0, last_suffix = 0;
+  static std::mt19937_64 rng(std::random_device{}());
+  uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  uint64_t suffix;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    // Within one millisecond (or when the clock stepped back) the next id
+    // is the last one plus one: unique and ascending in this process.
+    if (ms <= last_ms && last_suffix < kSuffixMask) {
+      ms = last_ms;
+      suffix = last_suffix + 1;
+    } else {
+      if (ms <= last_ms) ms = last_ms + 1;  // this millisecond's suffixes ran out
+      suffix = rng() & (kSuffixMask >> 1);  // room to count up
+    }
+    last_ms = ms;
+    last_suffix = suffix;
   }
+  std::string id(prefix);
+  for (int shift = 40; shift >= 0; shift -= 5) id.push_back(kAlphabet[(ms >> shift) & 31]);
+  for (int shift = 35; shift >= 0; shift -= 5) id.push_back(kAlphabet[(suffix >> shift) & 31]);
   return id;
 }
 

@@ -1,4 +1,5 @@
 // Tests of common/util: duration and range parsing, ids, duration printing.
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <set>
@@ -93,22 +94,48 @@ TEST(ParseUint64, AcceptsTheFullRangeAndNothingElse) {
   }
 }
 
-TEST(NewId, HasThePrefixAndTwelveBase32Characters) {
+TEST(NewId, HasThePrefixAndSeventeenBase32Characters) {
   const std::string alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
   for (int i = 0; i < 100; ++i) {
     std::string id = NewId("t-");
-    ASSERT_EQ(id.size(), 2u + 12u) << id;
+    ASSERT_EQ(id.size(), 2u + 17u) << id;
     EXPECT_EQ(id.substr(0, 2), "t-");
     for (char c : id.substr(2)) EXPECT_NE(alphabet.find(c), std::string::npos) << id;
   }
-  EXPECT_EQ(NewId("").size(), 12u);
+  EXPECT_EQ(NewId("").size(), 17u);
   EXPECT_EQ(NewId("worker-").rfind("worker-", 0), 0u);
 }
 
-TEST(NewId, IsUniqueOverManyDraws) {
+// The store's indexes keyed by task id rely on this: new ids sort after
+// older ones, so inserts land at the indexes' right edge. 100,000 draws
+// take a few milliseconds each, so most share a millisecond with others.
+TEST(NewId, IsUniqueAndAscendingOverManyDraws) {
   std::set<std::string> ids;
-  for (int i = 0; i < 100'000; ++i) ids.insert(NewId("t-"));
+  std::string last = NewId("t-");
+  for (int i = 0; i < 100'000; ++i) {
+    std::string id = NewId("t-");
+    ASSERT_LT(last, id);
+    ids.insert(id);
+    last = std::move(id);
+  }
   EXPECT_EQ(ids.size(), 100'000u);
+}
+
+// The first nine characters are the creation time in milliseconds.
+TEST(NewId, StartsWithTheCreationTime) {
+  const std::string alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+  auto now_ms = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint64_t before = now_ms();
+  const std::string id = NewId("");
+  const uint64_t after = now_ms();
+  uint64_t ms = 0;
+  for (int i = 0; i < 9; ++i) ms = ms * 32 + alphabet.find(id[i]);
+  EXPECT_GE(ms, before);
+  EXPECT_LE(ms, after + 1);  // +1: a millisecond whose suffixes ran out
 }
 
 TEST(FormatDurationMs, ReadsNaturally) {
