@@ -241,31 +241,22 @@ struct Services::Impl {
                   pb::WaitTaskResponse* resp, absl::Status* status, uint64_t* seen) {
     *seen = hub->generation(Interest::Task(req.task_id()));
     int64_t now = clock->NowMs();
-    auto t = store->GetTask(req.task_id());
-    if (!t.ok()) {
-      *status = t.status();
+    // The results come in the same read only when nothing is active, and a
+    // task in Running or Terminating with nothing active wakes the wait:
+    // a look that parks has read no results (but those of a finished task).
+    auto snap = store->TaskSnapshot(req.task_id(), req.results_up_to());
+    if (!snap.ok()) {
+      *status = snap.status();
       return true;
     }
-    const auto& c = t->counts();
+    const pb::Task& t = snap->task();
+    const auto& c = t.counts();
     bool active = c.preparing() + c.running() + c.terminating() > 0;
-    bool wake = t->version() != req.known_version() ||
-                ((t->state() == pb::RUNNING || t->state() == pb::TERMINATING) && !active) ||
+    bool wake = t.version() != req.known_version() ||
+                ((t.state() == pb::RUNNING || t.state() == pb::TERMINATING) && !active) ||
                 (req.errors_above() >= 0 && static_cast<int64_t>(c.error()) > req.errors_above());
     if (!wake && now < deadline && !stopping && !cancelled) return false;
-    if (!active && c.total() > 0 && c.total() <= req.results_up_to()) {
-      // Nothing can change these results but a new task version (a retry),
-      // which the reconciler's compare-and-set would catch.
-      store::SubtaskFilter f;
-      f.task_id = req.task_id();
-      f.states = {State::kTerminated};
-      f.page_size = req.results_up_to();
-      auto page = store->ListSubtasks(f);
-      if (page.ok() && page->next_page_token.empty()) {
-        for (auto& s : page->subtasks) *resp->add_results() = std::move(s);
-        resp->set_results_complete(true);
-      }
-    }
-    *resp->mutable_task() = std::move(*t);
+    *resp = std::move(*snap);
     *status = absl::OkStatus();
     return true;
   }
@@ -793,12 +784,15 @@ struct Services::Impl {
       }
       return impl_->Async(ctx, [this, req, resp](auto finish) {
         std::vector<pb::SubtaskReport> reports(req->reports().begin(), req->reports().end());
+        store::SnapshotAsk ask{
+            .task_ids = {req->snapshot_tasks().begin(), req->snapshot_tasks().end()},
+            .results_up_to = req->snapshot_results_up_to()};
         impl_->store->ReportAsync(
-            req->worker_id(), std::move(reports), impl_->clock->NowMs(),
-            [this, req, resp, finish](absl::StatusOr<std::vector<absl::Status>> r) {
+            req->worker_id(), std::move(reports), impl_->clock->NowMs(), std::move(ask),
+            [this, req, resp, finish](absl::StatusOr<store::ReportResult> r) {
               if (!r.ok()) return finish(r.status());
               impl_->Heard(req->worker_id());
-              for (const auto& s : *r) {
+              for (const auto& s : r->statuses) {
                 resp->add_codes(static_cast<int>(s.code()));
                 resp->add_messages(std::string(s.message()));
               }
@@ -807,21 +801,25 @@ struct Services::Impl {
               std::set<std::string_view> changed;
               for (const auto& r : req->reports()) changed.insert(r.lease().task_id());
               for (auto id : changed) impl_->hub->NotifyTask(std::string(id), NewWork::kSubtasks);
-              if (req->snapshot_tasks_size() == 0) return finish(absl::OkStatus());
-              // The reads go to the pool: a snapshot may carry thousands of
-              // results, and the writer has the next batch to commit.
-              impl_->Post([this, req, resp, finish] {
-                for (const std::string& id : req->snapshot_tasks()) {
-                  pb::WaitTaskRequest look;
-                  look.set_task_id(id);
-                  look.set_errors_above(-1);
-                  look.set_results_up_to(req->snapshot_results_up_to());
-                  pb::WaitTaskResponse* snapshot = resp->add_snapshots();
-                  absl::Status status;
-                  uint64_t seen = 0;
-                  // known_version 0 is no task's version: the look answers now.
-                  impl_->LookAtWait(look, 0, false, snapshot, &status, &seen);
-                  if (!status.ok()) snapshot->Clear();
+              // The store read the snapshots it could in the reports' write;
+              // the rest (many results, or many tasks) go to the pool, as the
+              // writer has the next batch to commit.
+              bool rest = false;
+              for (auto& s : r->snapshots) {
+                pb::WaitTaskResponse* snapshot = resp->add_snapshots();
+                if (s) {
+                  *snapshot = std::move(*s);
+                } else {
+                  rest = true;
+                }
+              }
+              if (!rest) return finish(absl::OkStatus());
+              impl_->Post([this, req, resp, finish, left = std::move(r->snapshots)] {
+                for (int i = 0; i < req->snapshot_tasks_size(); ++i) {
+                  if (left[i]) continue;
+                  auto snap = impl_->store->TaskSnapshot(req->snapshot_tasks(i),
+                                                         req->snapshot_results_up_to());
+                  if (snap.ok()) *resp->mutable_snapshots(i) = std::move(*snap);
                 }
                 finish(absl::OkStatus());
               });

@@ -58,6 +58,30 @@ absl::StatusOr<pb::Task> LoadTask(Connection& db, std::string_view id) {
   return t;
 }
 
+absl::StatusOr<pb::WaitTaskResponse> LoadTaskSnapshot(Connection& db, std::string_view id,
+                                                       uint32_t results_up_to) {
+  pb::WaitTaskResponse out;
+  STORE_ASSIGN_OR_RETURN(*out.mutable_task(), LoadTask(db, id));
+  const pb::SubtaskCounts& c = out.task().counts();
+  if (c.preparing() + c.running() + c.terminating() > 0 || c.total() == 0 ||
+      c.total() > results_up_to) {
+    return out;
+  }
+  // Nothing can change these results but a new task version (a retry),
+  // which the reconciler's compare-and-set would catch.
+  static const std::string kSql = Cat("SELECT ", kSubtaskColumns,
+                                      " FROM subtasks WHERE task_id = ?1 AND state = 5 ORDER BY idx");
+  STORE_ASSIGN_OR_RETURN(Query q, db.Prepare(kSql));
+  q->BindText(1, id);
+  while (true) {
+    STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    *out.add_results() = ToProto(ReadSubtask(*q));
+  }
+  out.set_results_complete(true);
+  return out;
+}
+
 absl::StatusOr<TaskRow> LoadTaskRow(Connection& db, std::string_view id) {
   STORE_ASSIGN_OR_RETURN(
       Query q,

@@ -39,6 +39,11 @@ void ReadTask(const Stmt& q, pb::Task* task);
 // NOT_FOUND "task t-x not found".
 absl::StatusOr<pb::Task> LoadTask(Connection& db, std::string_view id);
 absl::Status TaskNotFound(std::string_view id);
+// The task as a WaitTask answers it, in one read: with every TERMINATED
+// subtask (by index) and results_complete when none is Preparing, Running
+// or Terminating and the task has 1..results_up_to subtasks.
+absl::StatusOr<pb::WaitTaskResponse> LoadTaskSnapshot(Connection& db, std::string_view id,
+                                                       uint32_t results_up_to);
 
 // What the operations need of a task, without parsing its spec.
 struct TaskRow {

@@ -151,6 +151,26 @@ absl::StatusOr<pb::Task> SqliteStore::GetTask(const std::string& id) {
   return Read<absl::StatusOr<pb::Task>>([&](Connection& db) { return sqlite::LoadTask(db, id); });
 }
 
+absl::StatusOr<pb::WaitTaskResponse> SqliteStore::TaskSnapshot(const std::string& id,
+                                                                uint32_t results_up_to) {
+  return Read<absl::StatusOr<pb::WaitTaskResponse>>(
+      [&](Connection& db) -> absl::StatusOr<pb::WaitTaskResponse> {
+        // One read transaction: the counts and the results agree, and the
+        // connection's cache (reset by every commit in between) fills once.
+        STORE_ASSIGN_OR_RETURN(Query begin, db.Prepare("BEGIN"));
+        STORE_RETURN_IF_ERROR(begin->Run());
+        struct End {
+          Connection& db;
+          ~End() {
+            if (!db.in_transaction()) return;
+            if (auto q = db.Prepare("COMMIT"); q.ok()) (void)(*q)->Run();
+            if (db.in_transaction()) (void)db.Exec("ROLLBACK");
+          }
+        } end{db};
+        return sqlite::LoadTaskSnapshot(db, id, results_up_to);
+      });
+}
+
 absl::StatusOr<TaskPage> SqliteStore::ListTasks(const TaskFilter& filter) {
   const uint32_t limit = ClampPage(filter.page_size, 100, 1000);
   std::optional<int64_t> before_seq;

@@ -34,6 +34,8 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<SubmitResult> CreateTask(const pb::TaskSpec& spec, int64_t now_ms) override;
   absl::StatusOr<pb::Task> GetTask(const std::string& id) override;
+  absl::StatusOr<pb::WaitTaskResponse> TaskSnapshot(const std::string& id,
+                                                    uint32_t results_up_to) override;
   absl::StatusOr<TaskPage> ListTasks(const TaskFilter& filter) override;
   absl::StatusOr<std::vector<pb::Task>> TasksChangedAfter(uint64_t after_revision,
                                                           const std::string& task_id,
@@ -71,8 +73,14 @@ class SqliteStore final : public Store {
   void AcquireAsync(std::string worker_id, uint32_t max_subtasks, uint32_t max_tasks,
                     int64_t now_ms, int64_t ttl_ms,
                     Done<absl::StatusOr<AcquireResult>> done) override;
+  // Reads the first kWriterSnapshots snapshots on the write connection, in
+  // the reports' transaction: its cache is warm, while a reader's starts
+  // cold after every commit. A snapshot with more than kWriterSnapshotResults
+  // results to send is left to the caller (it would hold up the commit).
+  static constexpr size_t kWriterSnapshots = 64;
+  static constexpr uint32_t kWriterSnapshotResults = 64;
   void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports, int64_t now_ms,
-                   Done<absl::StatusOr<std::vector<absl::Status>>> done) override;
+                   SnapshotAsk ask, Done<absl::StatusOr<ReportResult>> done) override;
   absl::StatusOr<ExpireResult> ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) override;
   absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
                                                      int64_t alive_window_ms) override;

@@ -363,24 +363,30 @@ absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(const pb::HeartbeatReques
 
 absl::StatusOr<std::vector<absl::Status>> SqliteStore::Report(
     const std::string& worker_id, const std::vector<pb::SubtaskReport>& reports, int64_t now_ms) {
-  using Out = absl::StatusOr<std::vector<absl::Status>>;
-  return Await<Out>([&](Done<Out> done) { ReportAsync(worker_id, reports, now_ms, done); });
+  using Out = absl::StatusOr<ReportResult>;
+  Out r = Await<Out>(
+      [&](Done<Out> done) { ReportAsync(worker_id, reports, now_ms, SnapshotAsk{}, done); });
+  if (!r.ok()) return r.status();
+  return std::move(r->statuses);
 }
 
 void SqliteStore::ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports,
-                              int64_t now_ms,
-                              Done<absl::StatusOr<std::vector<absl::Status>>> done) {
+                              int64_t now_ms, SnapshotAsk ask,
+                              Done<absl::StatusOr<ReportResult>> done) {
   struct State {
     std::string worker_id;
     std::vector<pb::SubtaskReport> reports;
-    std::vector<absl::Status> out;
+    SnapshotAsk ask;
+    ReportResult out;
   };
   auto st = std::make_shared<State>();
   st->worker_id = std::move(worker_id);
   st->reports = std::move(reports);
+  st->ask = std::move(ask);
   sqlite::WriteOp op = [st, now_ms](WriteCtx& ctx) -> absl::Status {
     const auto& reports = st->reports;
-    st->out.assign(reports.size(), absl::OkStatus());
+    std::vector<absl::Status>& statuses = st->out.statuses;
+    statuses.assign(reports.size(), absl::OkStatus());
     Connection& db = ctx.db;
     TaskCache tasks;
     sqlite::TaskDeltas deltas;
@@ -396,12 +402,34 @@ void SqliteStore::ReportAsync(std::string worker_id, std::vector<pb::SubtaskRepo
         STORE_RETURN_IF_ERROR(Savepoint(db, "ROLLBACK TO report"));
         STORE_RETURN_IF_ERROR(Savepoint(db, "RELEASE report"));
       }
-      st->out[i] = std::move(s);
+      statuses[i] = std::move(s);
     }
-    return sqlite::ApplyDeltas(db, deltas, ctx.revision);
+    STORE_RETURN_IF_ERROR(sqlite::ApplyDeltas(db, deltas, ctx.revision));
+    // The snapshots, as the reports leave the tasks (nothing after this op
+    // in the batch is seen: a snapshot is a committed state, not the last).
+    const SnapshotAsk& ask = st->ask;
+    auto& snapshots = st->out.snapshots;
+    snapshots.assign(ask.task_ids.size(), std::nullopt);
+    const uint32_t up_to = std::min(ask.results_up_to, kWriterSnapshotResults);
+    for (size_t i = 0; i < ask.task_ids.size() && i < kWriterSnapshots; ++i) {
+      auto snap = sqlite::LoadTaskSnapshot(db, ask.task_ids[i], up_to);
+      if (absl::IsNotFound(snap.status())) {
+        snapshots[i].emplace();
+        continue;
+      }
+      if (!snap.ok()) continue;  // left to the caller's read
+      const pb::SubtaskCounts& c = snap->task().counts();
+      const bool active = c.preparing() + c.running() + c.terminating() > 0;
+      // Results the caller asked for and this read did not bring: its turn.
+      if (!snap->results_complete() && !active && c.total() > 0 &&
+          c.total() <= ask.results_up_to) {
+        continue;
+      }
+      snapshots[i] = std::move(*snap);
+    }
+    return absl::OkStatus();
   };
-  WriteAsync(std::shared_ptr<std::vector<absl::Status>>(st, &st->out), std::move(op),
-             std::move(done));
+  WriteAsync(std::shared_ptr<ReportResult>(st, &st->out), std::move(op), std::move(done));
 }
 
 absl::Status SqliteStore::ReleaseTask(const std::string& worker_id, const std::string& task_id,

@@ -125,6 +125,22 @@ struct TransitionResult {
   std::vector<pb::SubtaskLease> subtasks;
 };
 
+// The task snapshots a Report also asks for (WorkerService.Report's
+// snapshot_tasks and snapshot_results_up_to).
+struct SnapshotAsk {
+  std::vector<std::string> task_ids;
+  uint32_t results_up_to = 0;
+};
+
+struct ReportResult {
+  std::vector<absl::Status> statuses;  // one per report, in order
+  // One per SnapshotAsk id, in order: the task as TaskSnapshot would answer
+  // it once the reports are written, read in their transaction (an unknown
+  // task: an empty response). Empty when the store left the read to the
+  // caller: see SqliteStore::ReportAsync.
+  std::vector<std::optional<pb::WaitTaskResponse>> snapshots;
+};
+
 struct StopResult {
   uint64_t stopped = 0;      // Preparing -> Terminated (CANCELLED)
   uint64_t terminating = 0;  // Running -> Terminating
@@ -162,6 +178,11 @@ class Store {
   // REQUIRES: the spec was validated by the caller.
   virtual absl::StatusOr<SubmitResult> CreateTask(const pb::TaskSpec& spec, int64_t now_ms) = 0;
   virtual absl::StatusOr<pb::Task> GetTask(const std::string& id) = 0;  // NOT_FOUND
+  // The task as a WaitTask answers it, read in one transaction: with every
+  // TERMINATED subtask (by index) and results_complete when none is active
+  // and it has 1..results_up_to subtasks. NOT_FOUND.
+  virtual absl::StatusOr<pb::WaitTaskResponse> TaskSnapshot(const std::string& id,
+                                                            uint32_t results_up_to) = 0;
   virtual absl::StatusOr<TaskPage> ListTasks(const TaskFilter& filter) = 0;
   // Tasks whose revision is greater than `after_revision`, oldest change first.
   virtual absl::StatusOr<std::vector<pb::Task>> TasksChangedAfter(uint64_t after_revision,
@@ -224,9 +245,16 @@ class Store {
                             Done<absl::StatusOr<AcquireResult>> done) {
     done(Acquire(worker_id, max_subtasks, max_tasks, now_ms, ttl_ms));
   }
+  // Also answers `ask`'s snapshots; the default leaves every one to the
+  // caller.
   virtual void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports,
-                           int64_t now_ms, Done<absl::StatusOr<std::vector<absl::Status>>> done) {
-    done(Report(worker_id, reports, now_ms));
+                           int64_t now_ms, SnapshotAsk ask,
+                           Done<absl::StatusOr<ReportResult>> done) {
+    auto r = Report(worker_id, reports, now_ms);
+    if (!r.ok()) return done(r.status());
+    ReportResult out{.statuses = std::move(*r), .snapshots = {}};
+    out.snapshots.resize(ask.task_ids.size());
+    done(std::move(out));
   }
 
   // Terminating's side effect, idempotent: Preparing subtasks -> Terminated

@@ -84,6 +84,23 @@ class WorkerProtocolTest : public Cluster {
     return t;
   }
 
+  // Leases the waiting task's reconcile and plans it (leasing up to
+  // lease_subtasks slices in the same call): the call's one result.
+  pb::TransitionTaskResult PlanNext(uint32_t lease_subtasks = 0) {
+    pb::AcquireResponse leased = Acquire(0, 1);
+    EXPECT_EQ(leased.tasks_size(), 1);
+    if (leased.tasks_size() != 1) return {};
+    pb::TransitionTasksRequest plan;
+    *plan.add_transitions() = Planned(leased.tasks(0));
+    plan.mutable_transitions(0)->set_lease_subtasks(lease_subtasks);
+    pb::TransitionTasksResponse planned;
+    EXPECT_TRUE(Call(&pb::WorkerService::Stub::TransitionTasks, plan, &planned).ok());
+    EXPECT_EQ(planned.results_size(), 1);
+    if (planned.results_size() != 1) return {};
+    EXPECT_EQ(planned.results(0).code(), 0) << planned.results(0).message();
+    return planned.results(0);
+  }
+
   pb::WaitTaskResponse Wait(const pb::Task& task, uint32_t results_up_to) {
     pb::WaitTaskRequest req;
     req.set_worker_id(worker_);
@@ -199,20 +216,13 @@ TEST_F(WorkerProtocolTest, TransitionTasksLeasesThePlannersFirstSlices) {
 // without a task.
 TEST_F(WorkerProtocolTest, ReportAnswersWithTheSnapshotsOfTasksReconciledHere) {
   const std::string id = Submit(2);
-  pb::AcquireResponse leased = Acquire(0, 1);
-  ASSERT_EQ(leased.tasks_size(), 1);
-  pb::TransitionTasksRequest plan;
-  *plan.add_transitions() = Planned(leased.tasks(0));
-  plan.mutable_transitions(0)->set_lease_subtasks(2);
-  pb::TransitionTasksResponse planned;
-  ASSERT_TRUE(Call(&pb::WorkerService::Stub::TransitionTasks, plan, &planned).ok());
-  ASSERT_EQ(planned.results(0).code(), 0) << planned.results(0).message();
-  ASSERT_EQ(planned.results(0).subtasks_size(), 2);
-  const pb::Task running = planned.results(0).task();
+  const pb::TransitionTaskResult planned = PlanNext(2);
+  ASSERT_EQ(planned.subtasks_size(), 2);
+  const pb::Task running = planned.task();
 
   pb::ReportRequest report;
   report.set_worker_id(worker_);
-  for (const auto& l : planned.results(0).subtasks()) {
+  for (const auto& l : planned.subtasks()) {
     pb::SubtaskReport* r = report.add_reports();
     *r->mutable_lease() = l.lease();
     r->set_succeeded_result_json("{\"sum\":" + std::to_string(l.lease().subtask_index()) + "}");
@@ -249,20 +259,51 @@ TEST_F(WorkerProtocolTest, ReportAnswersWithTheSnapshotsOfTasksReconciledHere) {
   EXPECT_FALSE(reported.snapshots(1).has_task());
 }
 
+// The server reads a small task's snapshot in the reports' own commit and
+// leaves a bigger one (more than 64 results) to its pool: the answer is the
+// same, every result by index.
+TEST_F(WorkerProtocolTest, ReportSnapshotOfATaskWithManyResultsCarriesThemAll) {
+  constexpr int kSlices = 70;
+  const std::string id = Submit(kSlices);
+  ASSERT_EQ(PlanNext().task().state(), pb::RUNNING);
+  int done = 0;
+  pb::ReportResponse last;
+  for (int round = 0; done < kSlices && round < 2 * kSlices; ++round) {
+    pb::AcquireResponse slices = Acquire(kSlices, 0);
+    ASSERT_GT(slices.subtasks_size(), 0);
+    pb::ReportRequest report;
+    report.set_worker_id(worker_);
+    for (const auto& l : slices.subtasks()) {
+      pb::SubtaskReport* r = report.add_reports();
+      *r->mutable_lease() = l.lease();
+      r->set_succeeded_result_json("{\"sum\":" + std::to_string(l.lease().subtask_index()) + "}");
+    }
+    report.add_snapshot_tasks(id);
+    report.set_snapshot_results_up_to(100);
+    last.Clear();
+    ASSERT_TRUE(Call(&pb::WorkerService::Stub::Report, report, &last).ok());
+    done += slices.subtasks_size();
+    ASSERT_EQ(last.snapshots_size(), 1);
+    EXPECT_EQ(last.snapshots(0).results_complete(), done == kSlices);
+  }
+  ASSERT_EQ(done, kSlices);
+  const pb::WaitTaskResponse& snap = last.snapshots(0);
+  EXPECT_EQ(snap.task().counts().succeeded(), static_cast<uint64_t>(kSlices));
+  ASSERT_EQ(snap.results_size(), kSlices);
+  for (int i = 0; i < kSlices; ++i) {
+    EXPECT_EQ(snap.results(i).index(), static_cast<uint64_t>(i));
+    EXPECT_EQ(snap.results(i).result_json(), "{\"sum\":" + std::to_string(i) + "}");
+  }
+}
+
 // This test verifies that once no subtask is active, a WaitTask that asks
 // for results up to the task's size gets every committed result (outcome and
 // JSON, by index) and says they are complete; one that asks for fewer than
 // the task has, or for none, gets the task alone.
 TEST_F(WorkerProtocolTest, WaitTaskCarriesASmallTasksResults) {
   Submit(3);
-  pb::AcquireResponse leased = Acquire(0, 1);
-  ASSERT_EQ(leased.tasks_size(), 1);
-  pb::TransitionTasksRequest plan;
-  *plan.add_transitions() = Planned(leased.tasks(0));
-  pb::TransitionTasksResponse planned;
-  ASSERT_TRUE(Call(&pb::WorkerService::Stub::TransitionTasks, plan, &planned).ok());
-  ASSERT_EQ(planned.results(0).code(), 0) << planned.results(0).message();
-  const pb::Task running = planned.results(0).task();
+  const pb::Task running = PlanNext().task();
+  ASSERT_EQ(running.state(), pb::RUNNING);
 
   // While subtasks are active the answer (after its wait) carries no results.
   pb::AcquireResponse slices = Acquire(3, 0);

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -514,6 +515,70 @@ TEST_F(SqliteStore, ReportSuccessStoresResultAndCountsItems) {
 
 // This test verifies that a failure with attempts left goes back to Preparing
 // with a backoff within the policy's ceiling, keeping the error.
+// A Report's snapshots are read in its own write, as a WaitTask would
+// answer: each task as the reports left it (the revision of the report's
+// commit), with every result once none is active. A task with more results
+// than the writer reads in a commit, and ids past the writer's share, are
+// left to the caller, whose TaskSnapshot brings them; an unknown task comes
+// back empty; a task with work left comes without results.
+TEST_F(SqliteStore, ReportReadsItsSnapshotsInItsWrite) {
+  using Store = orchard::store::SqliteStore;
+  const std::string w = Worker({"sum"});
+  const uint32_t big_n = Store::kWriterSnapshotResults + 1;
+  pb::Task small = Start(Spec("sum", 0, 20, 2));
+  pb::Task big = Start(Spec("sum", 0, 10 * big_n, big_n));
+  AcquireResult a = Acquire(w, 2 + big_n);
+  ASSERT_EQ(a.subtasks.size(), 2 + big_n);
+  pb::Task busy = Start(Spec("sum", 0, 20, 2));
+  std::vector<pb::SubtaskReport> reports;
+  for (const auto& l : a.subtasks) {
+    reports.push_back(Succeeded(l.lease(), "{\"sum\":" + std::to_string(l.lease().subtask_index()) + "}"));
+  }
+  orchard::store::SnapshotAsk ask{.task_ids = {small.id(), big.id(), "t-nosuchtask", busy.id()},
+                                  .results_up_to = 1000};
+  while (ask.task_ids.size() <= Store::kWriterSnapshots) ask.task_ids.push_back(small.id());
+  std::promise<absl::StatusOr<orchard::store::ReportResult>> got;
+  store().ReportAsync(w, reports, kNow + 1, ask,
+                      [&got](absl::StatusOr<orchard::store::ReportResult> r) { got.set_value(r); });
+  orchard::store::ReportResult r = Ok(got.get_future().get());
+  ASSERT_EQ(r.statuses.size(), reports.size());
+  for (const auto& st : r.statuses) EXPECT_TRUE(st.ok()) << st;
+  ASSERT_EQ(r.snapshots.size(), ask.task_ids.size());
+
+  ASSERT_TRUE(r.snapshots[0].has_value());
+  const pb::WaitTaskResponse& snap = *r.snapshots[0];
+  EXPECT_EQ(snap.task().id(), small.id());
+  EXPECT_GT(snap.task().revision(), small.revision());
+  EXPECT_EQ(snap.task().revision(), Ok(store().GetTask(small.id())).revision());
+  EXPECT_EQ(snap.task().counts().succeeded(), 2u);
+  ASSERT_TRUE(snap.results_complete());
+  ASSERT_EQ(snap.results_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(snap.results(i).index(), static_cast<uint64_t>(i));
+    EXPECT_EQ(snap.results(i).result_json(), "{\"sum\":" + std::to_string(i) + "}");
+  }
+  EXPECT_FALSE(r.snapshots[1].has_value()) << "65 results: the caller's to read";
+  ASSERT_TRUE(r.snapshots[2].has_value());
+  EXPECT_FALSE(r.snapshots[2]->has_task());
+  ASSERT_TRUE(r.snapshots[3].has_value());
+  EXPECT_EQ(r.snapshots[3]->task().counts().preparing(), 2u);
+  EXPECT_FALSE(r.snapshots[3]->results_complete());
+  EXPECT_EQ(r.snapshots[3]->results_size(), 0);
+  EXPECT_TRUE(r.snapshots[Store::kWriterSnapshots - 1].has_value());
+  EXPECT_FALSE(r.snapshots[Store::kWriterSnapshots].has_value());
+
+  // The caller's read: every result when asked for as many, none for fewer.
+  pb::WaitTaskResponse all = Ok(store().TaskSnapshot(big.id(), big_n));
+  ASSERT_TRUE(all.results_complete());
+  ASSERT_EQ(all.results_size(), static_cast<int>(big_n));
+  EXPECT_EQ(all.results(big_n - 1).result_json(), "{\"sum\":" + std::to_string(big_n - 1) + "}");
+  pb::WaitTaskResponse fewer = Ok(store().TaskSnapshot(big.id(), big_n - 1));
+  EXPECT_FALSE(fewer.results_complete());
+  EXPECT_EQ(fewer.results_size(), 0);
+  EXPECT_EQ(fewer.task().counts().succeeded(), big_n);
+  EXPECT_TRUE(absl::IsNotFound(store().TaskSnapshot("t-nosuchtask", 10).status()));
+}
+
 TEST_F(SqliteStore, ReportFailureWithAttemptsLeftBacksOff) {
   pb::TaskSpec spec = Spec("sum", 0, 10, 1);
   spec.mutable_policy()->set_backoff_initial_ms(1000);
