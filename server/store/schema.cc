@@ -150,6 +150,21 @@ CREATE TABLE workers (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: the two lease queries read only the rows they may lease. In
+// version 1 they walked every task in the leasable states, reading each
+// row: with 5,000 reconciled Running tasks, 1.7 ms on the writer for every
+// Acquire. Each entry costs an index write when a task becomes leasable and
+// when it stops being so, not on every write to the task.
+constexpr const char* kSchemaV2 = R"sql(
+-- Tasks whose reconcile lease is free, in lease order; kind is read from
+-- the index, so tasks of kinds no worker asks for are skipped cheaply.
+CREATE INDEX tasks_unleased ON tasks(priority DESC, seq, kind)
+  WHERE state IN (1, 2, 3) AND lease_worker = '';
+-- Running tasks with a subtask waiting in Preparing, in lease order.
+CREATE INDEX tasks_runnable ON tasks(priority DESC, seq, kind)
+  WHERE state = 2 AND n_preparing > 0;
+)sql";
+
 absl::StatusOr<int> UserVersion(Connection& db) {
   STORE_ASSIGN_OR_RETURN(Query q, db.Prepare("PRAGMA user_version"));
   STORE_ASSIGN_OR_RETURN(bool row, q->Step());
@@ -167,9 +182,10 @@ absl::Status EnsureSchema(Connection& db) {
                                           " is newer than this server's (", kSchemaVersion,
                                           "); upgrade the server"));
   }
-  if (s.ok() && *version == 0) {
-    s = db.Exec(kSchemaV1);
-    if (s.ok()) s = db.Exec(Cat("PRAGMA user_version = ", kSchemaVersion));
+  if (s.ok() && *version == 0) s = db.Exec(kSchemaV1);
+  if (s.ok() && *version < 2) s = db.Exec(kSchemaV2);
+  if (s.ok() && *version < kSchemaVersion) {
+    s = db.Exec(Cat("PRAGMA user_version = ", kSchemaVersion));
   }
   if (!s.ok()) {
     if (db.in_transaction()) (void)db.Exec("ROLLBACK");

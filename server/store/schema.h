@@ -10,10 +10,11 @@
 namespace orchard::store::sqlite {
 
 // The schema version this code writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
-// Creates the tables and indexes in an empty database; accepts a database at
-// kSchemaVersion; refuses (FAILED_PRECONDITION) one written by a newer server.
+// Creates the tables and indexes in an empty database; migrates an older
+// one in the same transaction (version 1 -> 2 adds two indexes); refuses
+// (FAILED_PRECONDITION) one written by a newer server.
 absl::Status EnsureSchema(Connection& db);
 
 }  // namespace orchard::store::sqlite

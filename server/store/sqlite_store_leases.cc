@@ -212,8 +212,9 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
             // (or say when a backoff ends): a busy server has many Running
             // tasks whose subtasks are all out.
             Query q, db.Prepare("SELECT id, kind, spec, parallelism, n_running + n_terminating "
-                                "FROM tasks WHERE state = 2 AND n_preparing > 0 AND kind IN "
-                                "(SELECT value FROM json_each(?1)) ORDER BY priority DESC, seq"));
+                                "FROM tasks INDEXED BY tasks_runnable WHERE state = 2 AND "
+                                "n_preparing > 0 AND kind IN (SELECT value FROM json_each(?1)) "
+                                "ORDER BY priority DESC, seq"));
         q->BindText(1, kinds);
         while (true) {
           STORE_ASSIGN_OR_RETURN(bool row, q->Step());
@@ -256,21 +257,42 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
     }
 
     if (max_tasks > 0) {
-      std::vector<std::string> ids;
-      {
-        STORE_ASSIGN_OR_RETURN(
-            Query q, db.Prepare("SELECT id FROM tasks WHERE state IN (1, 2, 3) AND kind IN "
-                                "(SELECT value FROM json_each(?1)) AND (lease_worker = '' OR "
-                                "lease_expire_ms < ?2) ORDER BY priority DESC, seq LIMIT ?3"));
+      // Free leases and expired ones, each from its own index, merged in
+      // lease order (higher priority, then older).
+      struct Candidate {
+        int64_t priority, seq;
+        std::string id;
+      };
+      std::vector<Candidate> found;
+      struct Look {
+        const char* sql;
+        bool expired;  // binds ?2, now
+      };
+      for (const Look& look :
+           {Look{"SELECT priority, seq, id FROM tasks INDEXED BY tasks_unleased WHERE state IN "
+                 "(1, 2, 3) AND lease_worker = '' AND kind IN (SELECT value FROM json_each(?1)) "
+                 "ORDER BY priority DESC, seq LIMIT ?3",
+                 false},
+            Look{"SELECT priority, seq, id FROM tasks INDEXED BY tasks_leased WHERE lease_worker "
+                 "<> '' AND lease_expire_ms < ?2 AND state IN (1, 2, 3) AND kind IN (SELECT "
+                 "value FROM json_each(?1)) ORDER BY priority DESC, seq LIMIT ?3",
+                 true}}) {
+        STORE_ASSIGN_OR_RETURN(Query q, db.Prepare(look.sql));
         q->BindText(1, kinds);
-        q->BindInt(2, now_ms);
+        if (look.expired) q->BindInt(2, now_ms);
         q->BindInt(3, max_tasks);
         while (true) {
           STORE_ASSIGN_OR_RETURN(bool row, q->Step());
           if (!row) break;
-          ids.push_back(q->Text(0));
+          found.push_back(Candidate{q->Int(0), q->Int(1), q->Text(2)});
         }
       }
+      std::sort(found.begin(), found.end(), [](const Candidate& a, const Candidate& b) {
+        return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
+      });
+      if (found.size() > max_tasks) found.resize(max_tasks);
+      std::vector<std::string> ids;
+      for (Candidate& c : found) ids.push_back(std::move(c.id));
       for (const std::string& id : ids) {
         uint64_t epoch = 0;
         {

@@ -439,6 +439,56 @@ TEST_F(SqliteStore, UnknownWorkerIsNotFound) {
 
 // This test verifies that a task's reconcile lease is held by one worker until
 // it expires, and that the old holder's epoch is then refused.
+// Reconcile leases come from two indexes (free leases, expired ones) and
+// are handed out in one order: higher priority first, then older; a lease
+// still held is not, and neither is a task of a kind the worker does not run.
+TEST_F(SqliteStore, ReconcileLeasesMergeFreeAndExpiredInPriorityThenAgeOrder) {
+  auto with_priority = [](pb::TaskSpec s, int32_t p) {
+    s.mutable_policy()->set_priority(p);
+    return s;
+  };
+  const std::string w1 = Worker({"sum"});
+  const std::string w2 = Worker({"sum"});
+  pb::Task expired = Submit(Spec("sum", 0, 10, 1));
+  pb::Task held = Submit(Spec("sum", 0, 10, 1));
+  ASSERT_EQ(Acquire(w1, 0, kNow, 1).tasks[0].task().id(), expired.id());
+  ASSERT_EQ(Acquire(w1, 0, kNow + kTtl / 2, 1).tasks[0].task().id(), held.id());
+  pb::Task urgent = Submit(with_priority(Spec("sum", 0, 10, 1), 5));
+  pb::Task later = Submit(Spec("sum", 0, 10, 1));
+  Submit(with_priority(Spec("other", 0, 10, 1), 9));
+  // `expired`'s lease ended at kNow + kTtl; `held`'s runs to 1.5 kTtl.
+  AcquireResult a = Acquire(w2, 0, kNow + kTtl + 1, 10);
+  std::vector<std::string> got;
+  for (const auto& l : a.tasks) got.push_back(l.task().id());
+  EXPECT_EQ(got, (std::vector<std::string>{urgent.id(), expired.id(), later.id()}));
+}
+
+// A database written by a version-1 server opens with the version-2
+// indexes added and its tasks kept and leasable.
+TEST_F(SqliteStore, OpeningAVersionOneDatabaseAddsTheLeaseIndexes) {
+  pb::Task t = Submit(Spec("sum", 0, 10, 1));
+  store_.reset();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP INDEX tasks_unleased; DROP INDEX tasks_runnable; "
+                           "PRAGMA user_version = 1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  Reopen();
+  EXPECT_EQ(Count("PRAGMA user_version"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
+                  "('tasks_unleased', 'tasks_runnable')"),
+            2);
+  AcquireResult a = Acquire(Worker({"sum"}), 0, kNow, 1);
+  ASSERT_EQ(a.tasks.size(), 1u);
+  EXPECT_EQ(a.tasks[0].task().id(), t.id());
+}
+
 TEST_F(SqliteStore, TaskLeaseIsExclusiveUntilItExpires) {
   pb::Task t = Submit(Spec("sum", 0, 10, 1));
   std::string w1 = Worker({"sum"});
