@@ -149,6 +149,19 @@ double CpuSeconds(pid_t pid) {
   return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(ticks);
 }
 
+// Bytes the process caused to be written to storage (/proc/<pid>/io
+// write_bytes: the WAL and the checkpoints, for the server); -1 when the
+// kernel does not say.
+double WriteBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+  std::string key;
+  double value = 0;
+  while (in >> key >> value) {
+    if (key == "write_bytes:") return value;
+  }
+  return -1;
+}
+
 // ------------------------------------------------------------------- cluster
 
 struct Options {
@@ -523,6 +536,7 @@ void RunMany(const Options& o) {
                                              "orchard_store_commit_batch_ops_sum"};
   const auto metrics_before = c.Metrics(families);
   const std::vector<double> cpu_before = cpu();
+  const double written_before = WriteBytes(c.server().pid);
   std::atomic<int> next{0};
   std::vector<std::vector<std::string>> ids(clients);
   auto start = SteadyClock::now();
@@ -542,6 +556,7 @@ void RunMany(const Options& o) {
   watcher.join();
   double secs = MsSince(start) / 1000.0;
   const std::vector<double> cpu_after = cpu();
+  const double written_after = WriteBytes(c.server().pid);
   // Where the time went: CPU seconds per task of the server and the workers.
   json cpu_ms_per_task = json::array();
   for (size_t i = 0; i < cpu_after.size(); ++i) {
@@ -592,7 +607,10 @@ void RunMany(const Options& o) {
         {"rpcs_per_task", rpcs_per_task},
         {"stream_messages_per_task", stream_messages_per_task},
         {"commits_per_task", commits / total},
-        {"store_writes_per_task", writes / total}});
+        {"store_writes_per_task", writes / total},
+        {"server_write_bytes_per_task", written_before < 0 || written_after < 0
+                                            ? -1.0
+                                            : (written_after - written_before) / total}});
 }
 
 void RunIdle(const Options& o) {
