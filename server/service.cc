@@ -814,6 +814,7 @@ struct Services::Impl {
                 }
               }
               if (!rest) return finish(absl::OkStatus());
+              // `left` keeps which were read (a moved-from optional stays engaged).
               impl_->Post([this, req, resp, finish, left = std::move(r->snapshots)] {
                 for (int i = 0; i < req->snapshot_tasks_size(); ++i) {
                   if (left[i]) continue;

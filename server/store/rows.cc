@@ -58,15 +58,16 @@ absl::StatusOr<pb::Task> LoadTask(Connection& db, std::string_view id) {
   return t;
 }
 
+bool ResultsDue(const pb::SubtaskCounts& c, uint32_t results_up_to) {
+  return c.preparing() + c.running() + c.terminating() == 0 && c.total() > 0 &&
+         c.total() <= results_up_to;
+}
+
 absl::StatusOr<pb::WaitTaskResponse> LoadTaskSnapshot(Connection& db, std::string_view id,
                                                        uint32_t results_up_to) {
   pb::WaitTaskResponse out;
   STORE_ASSIGN_OR_RETURN(*out.mutable_task(), LoadTask(db, id));
-  const pb::SubtaskCounts& c = out.task().counts();
-  if (c.preparing() + c.running() + c.terminating() > 0 || c.total() == 0 ||
-      c.total() > results_up_to) {
-    return out;
-  }
+  if (!ResultsDue(out.task().counts(), results_up_to)) return out;
   // Nothing can change these results but a new task version (a retry),
   // which the reconciler's compare-and-set would catch.
   static const std::string kSql = Cat("SELECT ", kSubtaskColumns,

@@ -39,9 +39,12 @@ void ReadTask(const Stmt& q, pb::Task* task);
 // NOT_FOUND "task t-x not found".
 absl::StatusOr<pb::Task> LoadTask(Connection& db, std::string_view id);
 absl::Status TaskNotFound(std::string_view id);
+// Whether a task with these counts has its results answered with it: none
+// of its subtasks is Preparing, Running or Terminating, and it has
+// 1..results_up_to of them.
+bool ResultsDue(const pb::SubtaskCounts& c, uint32_t results_up_to);
 // The task as a WaitTask answers it, in one read: with every TERMINATED
-// subtask (by index) and results_complete when none is Preparing, Running
-// or Terminating and the task has 1..results_up_to subtasks.
+// subtask (by index) and results_complete when ResultsDue.
 absl::StatusOr<pb::WaitTaskResponse> LoadTaskSnapshot(Connection& db, std::string_view id,
                                                        uint32_t results_up_to);
 

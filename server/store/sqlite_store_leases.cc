@@ -291,9 +291,8 @@ void SqliteStore::AcquireAsync(std::string worker_id_in, uint32_t max_subtasks, 
         return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
       });
       if (found.size() > max_tasks) found.resize(max_tasks);
-      std::vector<std::string> ids;
-      for (Candidate& c : found) ids.push_back(std::move(c.id));
-      for (const std::string& id : ids) {
+      for (const Candidate& c : found) {
+        const std::string& id = c.id;
         uint64_t epoch = 0;
         {
           // A lease change is not a change of the task's own state: revision
@@ -440,11 +439,9 @@ void SqliteStore::ReportAsync(std::string worker_id, std::vector<pb::SubtaskRepo
         continue;
       }
       if (!snap.ok()) continue;  // left to the caller's read
-      const pb::SubtaskCounts& c = snap->task().counts();
-      const bool active = c.preparing() + c.running() + c.terminating() > 0;
       // Results the caller asked for and this read did not bring: its turn.
-      if (!snap->results_complete() && !active && c.total() > 0 &&
-          c.total() <= ask.results_up_to) {
+      if (!snap->results_complete() &&
+          sqlite::ResultsDue(snap->task().counts(), ask.results_up_to)) {
         continue;
       }
       snapshots[i] = std::move(*snap);
