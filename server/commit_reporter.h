@@ -10,7 +10,7 @@
 // transaction (cancelling a huge task) is logged as one summary line per
 // edge, with its count; the metrics stay exact.
 //
-// Thread-safety: OnCommitted runs on the store's writer thread; metrics and
+// Thread-safety: OnCommitted runs on the store's completion thread; metrics and
 // spdlog are thread-safe.
 #pragma once
 

@@ -202,7 +202,7 @@ struct Services::Impl {
 
   // Starts a call whose store work is asynchronous: `start(finish)` runs on
   // the gRPC thread and must arrange for `finish(status)` to be called
-  // exactly once (from a store callback, typically on the writer thread).
+  // exactly once (from a store callback, typically on the store's completion thread).
   template <typename Start>
   grpc::ServerUnaryReactor* Async(grpc::CallbackServerContext* ctx, Start start) {
     auto* reactor = ctx->DefaultReactor();

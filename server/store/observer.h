@@ -3,14 +3,14 @@
 // including the rows written set-wise, e.g. when a cancel stops a million
 // waiting subtasks at once) and each COMMIT's latency and batch size.
 //
-// The SQLite store reports from its writer thread (writer.cc), after the
-// callers of the batch were answered, and only what was committed: an
+// The SQLite store reports from its completion thread (writer.cc), in commit
+// order, after the callers of the batch were answered, and only what was committed: an
 // operation rolled back to its savepoint, or a transaction whose COMMIT
 // failed, reports nothing. Counts are therefore exact for this process; a
 // second server on a shared database (PostgreSQL, later) reports its own.
 //
 // Thread-safety: SetCommitObserver() may be called from any thread; the
-// observer's methods are called from the store's writer thread(s) and must be
+// observer's methods are called from the store's completion thread(s) and must be
 // quick and must not call the store.
 #pragma once
 

@@ -65,7 +65,7 @@ class SqliteStore final : public Store {
                            uint64_t epoch) override;
   std::vector<absl::StatusOr<pb::Task>> TransitionTasks(const std::vector<TaskTransition>& ts,
                                                         int64_t now_ms) override;
-  // The writer thread runs `done` right after the group commit.
+  // The writer's completion thread runs `done` right after the group commit.
   void CreateTaskAsync(const pb::TaskSpec& spec, int64_t now_ms,
                        Done<absl::StatusOr<SubmitResult>> done) override;
   void TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t now_ms,

@@ -95,22 +95,33 @@ void PreupdateHook(void*, sqlite3* db, int op, const char*, const char* table, s
   }
 }
 
-// Hands the batch's committed notes to the observer (after its callers were answered).
-void Report() {
+// Hands a batch's committed notes to the observer (after its callers were answered).
+void Report(std::vector<CommitNote>& commits, Notes& batch) {
   CommitObserver* observer = g_observer.load();
-  if (observer != nullptr && (!t_commits.empty() || !t_batch.detail.empty())) {
+  if (observer != nullptr && (!commits.empty() || !batch.detail.empty())) {
     std::vector<TransitionCount> more;
-    for (auto& [k, c] : t_batch.more) {
+    for (auto& [k, c] : batch.more) {
       more.push_back(TransitionCount{std::get<0>(k), std::get<1>(k), std::get<2>(k),
                                      std::get<3>(k), std::get<4>(k), c});
     }
-    observer->OnCommitted(t_commits, t_batch.detail, more);
+    observer->OnCommitted(commits, batch.detail, more);
   }
-  t_commits.clear();
-  t_batch.clear();
+  commits.clear();
+  batch.clear();
 }
 
 }  // namespace
+
+struct GroupCommitWriter::Finished {
+  struct Op {
+    std::function<void(absl::Status)> finish;
+    absl::Status status;
+    std::shared_ptr<void> owner;
+  };
+  std::vector<Op> ops;
+  std::vector<CommitNote> commits;
+  Notes notes;
+};
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> db,
                                      std::unique_ptr<Connection> checkpoint_db,
@@ -130,6 +141,10 @@ GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Connection> db,
       CheckpointLoop();
     });
   }
+  completer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "store-complete");
+    CompleteLoop();
+  });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "store-writer");
     Loop();
@@ -143,6 +158,12 @@ GroupCommitWriter::~GroupCommitWriter() {
   }
   cv_.notify_all();
   thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_stopping_ = true;
+  }
+  done_cv_.notify_all();
+  completer_.join();
   if (checkpoint_thread_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(checkpoint_mu_);
@@ -270,14 +291,41 @@ void GroupCommitWriter::Loop() {
       }
     }
     RunBatch(batch);
+    auto f = std::make_unique<Finished>();
+    f->ops.reserve(batch.size());
     for (Pending* p : batch) {
-      // `p` may live in memory its owner frees: nothing touches it after.
-      std::shared_ptr<void> owner = std::move(p->owner);
-      auto finish = std::move(p->finish);
-      finish(std::move(p->status));
+      // `p` may live in memory its owner frees: nothing touches it after
+      // its op is moved out.
+      f->ops.push_back(Finished::Op{std::move(p->finish), std::move(p->status),
+                                    std::move(p->owner)});
     }
     batch.clear();
-    Report();
+    f->commits.swap(t_commits);
+    t_batch.MergeInto(f->notes);
+    {
+      std::lock_guard<std::mutex> lock(done_mu_);
+      done_.push_back(std::move(f));
+    }
+    done_cv_.notify_one();
+  }
+}
+
+void GroupCommitWriter::CompleteLoop() {
+  while (true) {
+    std::deque<std::unique_ptr<Finished>> ready;
+    {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      done_cv_.wait(lock, [&] { return done_stopping_ || !done_.empty(); });
+      if (done_.empty()) return;  // stopping, and every batch answered
+      ready.swap(done_);
+    }
+    for (auto& f : ready) {
+      for (auto& op : f->ops) {
+        std::shared_ptr<void> owner = std::move(op.owner);
+        op.finish(std::move(op.status));
+      }
+      Report(f->commits, f->notes);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 // checked against SELECT count(*) on a separate raw connection.
 #include "tests/testing/temp_dir.h"
 #include "server/store/sqlite_store.h"
+#include "server/store/writer.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -1467,6 +1468,63 @@ TEST_F(SqliteStore, AsyncWritesAnswerOnceAfterTheirCommit) {
   for (const auto& [id, times] : answered) EXPECT_EQ(times, 1) << id;
   lock.unlock();
   EXPECT_EQ(Count("SELECT count(*) FROM tasks"), kTasks + 1);
+}
+
+// This test verifies that answering a batch's callers does not hold up the
+// next batch: while the first write's callback is still running, a later
+// write commits; and callers are still answered in commit order.
+TEST_F(SqliteStore, TheNextBatchCommitsWhileTheLastOneIsAnswered) {
+  namespace sq = orchard::store::sqlite;
+  const std::string path = (dir_ / "writer.db").string();
+  auto db = Ok(sq::Connection::Open(path, true));
+  Ok(db->Exec("CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+              "INSERT INTO meta VALUES ('revision', 0);"
+              "CREATE TABLE t(v INTEGER NOT NULL)"));
+  sq::GroupCommitWriter writer(std::move(db), nullptr, 0, 64);
+  std::promise<void> first_ran, second_ran;
+  std::promise<bool> first_saw_second;
+  std::mutex mu;
+  std::vector<int> answered;
+  auto insert = [](int v, std::promise<void>* ran) {
+    return [v, ran](sq::WriteCtx& ctx) -> absl::Status {
+      auto q = ctx.db.Prepare("INSERT INTO t(v) VALUES (?1)");
+      if (!q.ok()) return q.status();
+      (*q)->BindInt(1, v);
+      absl::Status s = (*q)->Run();
+      ran->set_value();
+      return s;
+    };
+  };
+  std::vector<sq::WriteOp> first;
+  first.push_back(insert(1, &first_ran));
+  writer.RunAllAsync(std::move(first), [&](std::vector<absl::Status> s) {
+    // Blocks this batch's answers until the next batch's op has run (or
+    // 30 s pass, when answering would hold the writer).
+    bool saw =
+        second_ran.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    {
+      std::lock_guard lock(mu);
+      answered.push_back(s[0].ok() ? 1 : -1);
+    }
+    first_saw_second.set_value(saw);
+  });
+  // The first op ran, so its batch was taken: the second is a batch of its own.
+  first_ran.get_future().wait();
+  std::promise<void> second_answered;
+  std::vector<sq::WriteOp> second;
+  second.push_back(insert(2, &second_ran));
+  writer.RunAllAsync(std::move(second), [&](std::vector<absl::Status> s) {
+    {
+      std::lock_guard lock(mu);
+      answered.push_back(s[0].ok() ? 2 : -2);
+    }
+    second_answered.set_value();
+  });
+  EXPECT_TRUE(first_saw_second.get_future().get());
+  ASSERT_EQ(second_answered.get_future().wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(answered, (std::vector<int>{1, 2}));
 }
 
 // This test verifies the same with reports batched as workers send them (ten
