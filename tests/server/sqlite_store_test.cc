@@ -5,6 +5,7 @@
 #include "server/store/sqlite_store.h"
 #include "server/store/writer.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -40,6 +41,7 @@ using orchard::store::SqliteOptions;
 using orchard::store::SubtaskFilter;
 using orchard::store::TaskFilter;
 using orchard::store::TaskTransition;
+using orchard::store::TransitionResult;
 
 constexpr int64_t kNow = 1'700'000'000'000;
 constexpr int64_t kTtl = 10'000;
@@ -927,6 +929,72 @@ TEST_F(SqliteStore, AllSucceededThenFinalizeEndsTheTaskInOneWrite) {
   wrong.then_finalize = true;
   EXPECT_EQ(store().TransitionTask(wrong, kNow + 3).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// This test verifies that every write that answers a task (submit, a
+// reconcile lease, Planned with its first leases, AllSucceeded with its
+// Finalized) answers it exactly as a read then finds it, counters and
+// reconciler included: a reconciler acts on the answer without reading again.
+TEST_F(SqliteStore, EveryWriteAnswersTheTaskAsStored) {
+  using google::protobuf::util::MessageDifferencer;
+  auto expect_stored = [&](const pb::Task& answered, const char* what) {
+    pb::Task stored = Get(answered.id());
+    EXPECT_TRUE(MessageDifferencer::Equals(answered, stored))
+        << what << "\nanswered: " << answered.ShortDebugString()
+        << "\nstored:   " << stored.ShortDebugString();
+  };
+  pb::TaskSpec spec = Spec("sum", 0, 30, 3);
+  (*spec.mutable_labels())["team"] = "a";
+  pb::Task t = Submit(spec);
+  expect_stored(t, "submit");
+
+  const std::string w = Worker({"sum"});
+  AcquireResult lease = Acquire(w, 0, kNow + 1, 1);
+  ASSERT_EQ(lease.tasks.size(), 1u);
+  expect_stored(lease.tasks[0].task(), "reconcile lease");
+  EXPECT_EQ(lease.tasks[0].task().reconciler(), w);
+
+  TaskTransition plan;
+  plan.task_id = t.id();
+  plan.actor = w;
+  plan.expected_version = lease.tasks[0].task().version();
+  plan.lease_worker = w;
+  plan.lease_epoch = lease.tasks[0].epoch();
+  plan.event = TaskEvent::kPlanned;
+  plan.plan.emplace();
+  plan.plan->set_uniform(true);
+  plan.lease_subtasks = 2;
+  plan.lease_ttl_ms = kTtl;
+  std::promise<std::vector<absl::StatusOr<TransitionResult>>> planned;
+  store().TransitionTasksAsync({plan}, kNow + 2, [&](auto r) { planned.set_value(std::move(r)); });
+  std::vector<absl::StatusOr<TransitionResult>> p = planned.get_future().get();
+  ASSERT_EQ(p.size(), 1u);
+  TransitionResult running = Ok(std::move(p[0]));
+  ASSERT_EQ(running.subtasks.size(), 2u);
+  EXPECT_EQ(running.task.counts().running(), 2u);
+  EXPECT_EQ(running.task.counts().preparing(), 1u);
+  expect_stored(running.task, "Planned with leases");
+
+  AcquireResult rest = Acquire(w, 1, kNow + 3);
+  ASSERT_EQ(rest.subtasks.size(), 1u);
+  for (const auto& l : running.subtasks) Ok(ReportOne(w, Succeeded(l.lease()), kNow + 4));
+  Ok(ReportOne(w, Succeeded(rest.subtasks[0].lease()), kNow + 4));
+
+  TaskTransition end;
+  end.task_id = t.id();
+  end.actor = w;
+  end.lease_worker = w;
+  end.lease_epoch = lease.tasks[0].epoch();
+  end.event = TaskEvent::kAllSucceeded;
+  end.then_finalize = true;
+  end.result_json = R"({"sum":435})";
+  pb::Task done = Ok(store().TransitionTask(end, kNow + 5));
+  EXPECT_EQ(done.state(), pb::TERMINATED);
+  EXPECT_EQ(done.outcome(), pb::SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded(), 3u);
+  EXPECT_EQ(done.reconciler(), "") << "a terminal task keeps no reconciler";
+  expect_stored(done, "AllSucceeded then Finalized");
+  ExpectCountersMatchRows(t.id());
 }
 
 // ------------------------------------------------------------------- retry
