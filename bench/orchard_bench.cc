@@ -64,7 +64,11 @@ std::set<pid_t> g_children;
   exit(1);
 }
 
+// The synchronous level of this run, stated on every line (set once, in main).
+std::string g_sync = "normal";
+
 void Emit(json j) {
+  j["synchronous"] = g_sync;
   j["date"] = [] {
     char buf[32];
     time_t t = time(nullptr);
@@ -166,6 +170,7 @@ double WriteBytes(pid_t pid) {
 
 struct Options {
   bool quick = false;
+  std::string sync = "normal";  // the server's --sync, and the limit's pragma
   std::set<std::string> only;
   fs::path bin;
   fs::path dir;
@@ -181,9 +186,11 @@ class Cluster {
                     {(o.bin / "server/orchard-server").string(), "--listen", "127.0.0.1:0", "--db",
                      (dir_ / "orchard.db").string(), "--port-file", (dir_ / "port").string(),
                      "--http", "127.0.0.1:0", "--http-port-file", (dir_ / "http-port").string(),
-                     "--log-level", "warn"},
+                     "--log-level", "warn", "--sync", o.sync},
                     dir_ / "server.log");
-    for (int i = 0; i < 500 && !fs::exists(dir_ / "port"); ++i) {
+    // Both ports are written once served (gRPC first, then HTTP).
+    for (int i = 0; i < 500 && !(fs::exists(dir_ / "port") && fs::exists(dir_ / "http-port"));
+         ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     std::ifstream pf(dir_ / "port");
@@ -195,6 +202,13 @@ class Cluster {
     args.SetMaxReceiveMessageSize(64 << 20);
     channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
     stub_ = pb::TaskService::NewStub(channel_);
+    // The figures are stated at the server's own level, not the one asked for.
+    const std::string info = "orchard_store_info{backend=\"sqlite\",synchronous=\"" + o.sync + "\"}";
+    auto level = Metrics({"orchard_store_info"});
+    if (level.count(info) == 0 || level[info] != 1) {
+      Die("the server does not say it runs at synchronous=" + o.sync + " (" + info +
+          " missing from /metrics)");
+    }
     for (int i = 0; i < workers; ++i) {
       workers_.push_back(Spawn("worker",
                                {(o.bin / "worker/orchard-worker").string(), "--server", address_,
@@ -350,15 +364,16 @@ double Percentile(std::vector<double> v, double p) {
 // ------------------------------------------------------------------ workloads
 
 // The store's own ceiling: committed row updates/s on a subtasks-like table
-// with the store's pragmas (WAL, synchronous=NORMAL) and its batch size.
+// with the store's pragmas (WAL, the run's synchronous level) and its batch size.
 double RunLimit(const Options& o) {
   fs::path dir = o.dir / "limit";
   fs::remove_all(dir);
   fs::create_directories(dir);
   sqlite3* db = nullptr;
   sqlite3_open((dir / "limit.db").c_str(), &db);
+  const std::string pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=" + o.sync + ";";
+  sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, nullptr);
   sqlite3_exec(db,
-               "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                "CREATE TABLE s(task_id TEXT, idx INTEGER, state INTEGER, epoch INTEGER,"
                " result TEXT, PRIMARY KEY(task_id, idx)) WITHOUT ROWID;",
                nullptr, nullptr, nullptr);
@@ -393,7 +408,7 @@ double RunLimit(const Options& o) {
   sqlite3_close(db);
   double per_sec = rows / secs;
   Emit({{"workload", "limit"}, {"row_updates_per_s", static_cast<int64_t>(per_sec)},
-        {"rows", rows}, {"batch", batch}, {"synchronous", "NORMAL"}});
+        {"rows", rows}, {"batch", batch}});
   return per_sec;
 }
 
@@ -412,7 +427,7 @@ void RunThroughput(const Options& o, double limit) {
     Emit({{"workload", "throughput"}, {"subtasks", n}, {"seconds", secs},
           {"subtasks_per_s", static_cast<int64_t>(rate)},
           // Each subtask makes two durable transitions (Leased, Succeeded).
-          {"store_fraction", limit > 0 ? 2 * rate / limit : 0}, {"synchronous", "normal"}});
+          {"store_fraction", limit > 0 ? 2 * rate / limit : 0}});
   }
 }
 
@@ -668,6 +683,8 @@ int main(int argc, char** argv) {
   Options o;
   o.bin = fs::path(argv[0]).parent_path().parent_path();
   o.dir = fs::temp_directory_path() / ("orchard-bench-" + std::to_string(getpid()));
+  const std::set<std::string> workloads = {"limit", "throughput", "latency",
+                                            "fanout", "many",  "idle"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -675,14 +692,30 @@ int main(int argc, char** argv) {
     } else if (a == "--only" && i + 1 < argc) {
       std::stringstream ss(argv[++i]);
       std::string w;
-      while (std::getline(ss, w, ',')) o.only.insert(w);
+      while (std::getline(ss, w, ',')) {
+        if (workloads.count(w) == 0) {
+          fprintf(stderr,
+                  "orchard-bench: error: --only: unknown workload '%s' (limit, throughput, "
+                  "latency, fanout, many, idle)\n",
+                  w.c_str());
+          return 2;
+        }
+        o.only.insert(w);
+      }
+    } else if (a == "--sync" && i + 1 < argc) {
+      o.sync = argv[++i];
+      if (o.sync != "normal" && o.sync != "full") {
+        fprintf(stderr, "orchard-bench: error: --sync: '%s' is not normal or full\n",
+                o.sync.c_str());
+        return 2;
+      }
     } else if (a == "--bin" && i + 1 < argc) {
       o.bin = argv[++i];
     } else if (a == "--dir" && i + 1 < argc) {
       o.dir = argv[++i];
     } else if (a == "--help" || a == "-h") {
       printf("orchard-bench [--quick] [--only limit,throughput,latency,fanout,many,idle] "
-             "[--bin BUILD_DIR] [--dir WORK_DIR]\n"
+             "[--sync normal|full] [--bin BUILD_DIR] [--dir WORK_DIR]\n"
              "Starts its own server and workers, runs each workload, checks results are "
              "exact and prints JSON lines.\n");
       return 0;
@@ -691,6 +724,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  g_sync = o.sync;
   signal(SIGPIPE, SIG_IGN);
   fs::create_directories(o.dir);
   auto want = [&](const char* w) { return o.only.empty() || o.only.count(w) > 0; };

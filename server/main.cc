@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
             std::string(store.status().message()).c_str());
     return 1;
   }
+  metrics.store_info.With({"sqlite", sync}).Set(1);
 
   orchard::server::Hub hub;
   orchard::server::ServiceOptions options;

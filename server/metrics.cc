@@ -238,7 +238,12 @@ ServerMetrics::ServerMetrics()
                                          {1, 2, 4, 8, 16, 32, 64, 128, 256})),
       http_requests(registry.AddCounter("orchard_http_requests_total",
                                         "HTTP requests served, by handler and status code.",
-                                        {"handler", "code"})) {
+                                        {"handler", "code"})),
+      store_info(registry.AddGauge("orchard_store_info",
+                                   "1 for the store this server runs on: its backend and its "
+                                   "synchronous level (normal survives kill -9, full survives "
+                                   "power loss).",
+                                   {"backend", "synchronous"})) {
   // Families without labels show their sample from the start.
   tasks_created.With({});
   lease_expiries.With({});

@@ -176,6 +176,8 @@ struct ServerMetrics {
   metrics::Family<metrics::Histogram>& commit_seconds;
   metrics::Family<metrics::Histogram>& commit_batch;
   metrics::Family<metrics::Counter>& http_requests;    // {handler, code}
+  // 1 for the store this process runs on: {backend, synchronous}.
+  metrics::Family<metrics::Gauge>& store_info;
 };
 
 }  // namespace orchard::server
