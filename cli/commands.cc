@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <set>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -38,6 +41,7 @@ struct Commands::Flags {
   std::string reason;
   std::string subtask;
   std::string reconnect = "60s";
+  bool wait = false;  // submit --wait
   SubmitArgs submit;
 };
 
@@ -103,6 +107,23 @@ void PrintTask(const Commands::Flags& f, const v1::Task& t) {
   }
 }
 
+// The task is stored whatever workers exist (they may start later), but a
+// kind that no live worker offers is most often a typo: say so on stderr,
+// with the kinds offered now and the nearest one. Best effort: a failed
+// look-up prints nothing.
+void WarnIfNoWorkerRunsKind(Client& client, const std::string& kind) {
+  auto workers = client.ListWorkers();
+  if (!workers.ok()) return;
+  std::set<std::string> live;
+  for (const auto& w : workers->workers()) {
+    if (w.alive()) live.insert(w.kinds().begin(), w.kinds().end());
+  }
+  if (live.count(kind) > 0) return;
+  std::cerr << "orchardctl: warning: "
+            << NoWorkerRunsKind(kind, std::vector<std::string>(live.begin(), live.end()))
+            << "; the task waits until one does" << std::endl;
+}
+
 // --------------------------------------------------------------- commands
 
 int RunSubmit(const Commands::Flags& f) {
@@ -115,6 +136,17 @@ int RunSubmit(const Commands::Flags& f) {
   if (!resp->created()) {
     std::cerr << "orchardctl: note: request id '" << f.submit.request_id << "' matched task "
               << resp->task().id() << ", submitted before; nothing new was created" << std::endl;
+  }
+  WarnIfNoWorkerRunsKind(**client, req.spec().kind());
+  if (f.wait) {
+    // submit, then watch: the same output and exit codes as `watch` (with
+    // -o json, the task as submitted is the first line of the NDJSON).
+    if (!Json(f)) std::cout << resp->task().id() << std::endl;
+    WatchOptions opts;
+    opts.id = resp->task().id();
+    opts.tty = isatty(STDOUT_FILENO) != 0;
+    opts.json = Json(f);
+    return RunWatch(**client, opts);
   }
   if (Json(f)) {
     PrintJson(TaskToJson(resp->task()));
@@ -182,6 +214,7 @@ int RunWatchCommand(const Commands::Flags& f) {
   opts.id = f.id;
   opts.reconnect_budget = std::chrono::milliseconds(*budget);
   opts.tty = isatty(STDOUT_FILENO) != 0;
+  opts.json = Json(f);
   return RunWatch(**client, opts);
 }
 
@@ -317,8 +350,21 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   // even to a misspelt one; without it, a stray word is "not expected: frobnicate".
   // Global flags may also follow the subcommand: `orchardctl get ID --server X`.
   app.fallthrough();
-  app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return Cat("orchardctl: error: ", e.what(), "\nRun with --help for more information.\n");
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    std::string hint;
+    // A misspelt subcommand is a stray word to CLI11: name the nearest one.
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr && a->get_subcommands().empty()) {
+      std::vector<std::string> names;
+      for (const CLI::App* sub : a->get_subcommands({})) names.push_back(sub->get_name());
+      for (const std::string& word : a->remaining()) {
+        if (auto near = Nearest(word, names)) {
+          hint = Cat("Did you mean '", *near, "'?\n");
+          break;
+        }
+      }
+    }
+    return Cat("orchardctl: error: ", e.what(), "\n", hint,
+               "Run with --help for more information.\n");
   });
   app.add_option("--server", f.server, "API server address host:port")
       ->envname("ORCHARD_SERVER")
@@ -363,6 +409,8 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   submit->add_option("--label", f.submit.labels, "label KEY=VALUE (repeatable)");
   submit->add_option("--request-id", f.submit.request_id,
                      "idempotency key: submitting again with it returns the same task");
+  submit->add_flag("--wait", f.wait,
+                   "then watch the task until it ends; exit codes as for watch");
   AddOutput(submit, f);
   submit->footer(
       "Give exactly one of --subtasks and --chunk. Prints the new task's id (or the task "
@@ -382,13 +430,15 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
 
   // list
   CLI::App* list = app.add_subcommand("list", "List tasks, newest first");
-  list->add_option("--state", f.states, "only tasks in this state (repeatable)");
+  list->add_option("--state", f.states,
+                   "only tasks in these states: a comma-separated list, or repeated")
+      ->delimiter(',');
   list->add_option("--label", f.labels, "only tasks with label KEY=VALUE (repeatable, all match)");
   list->add_option("--kind", f.kind, "only tasks of this handler kind");
   list->add_option("--limit", f.limit, "at most N tasks (default: all)");
   list->add_option("--page-token", f.page_token, "continue where an earlier --limit stopped");
   AddOutput(list, f);
-  list->footer("Example:\n  orchardctl list --state Running --state Preparing --label team=data");
+  list->footer("Example:\n  orchardctl list --state Running,Preparing --label team=data");
   choose(list, RunList);
 
   // watch
@@ -398,6 +448,9 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   watch->add_option("--reconnect-for", f.reconnect,
                     "keep reconnecting to a lost server this long before giving up")
       ->capture_default_str();
+  watch->add_option("-o,--output", f.output,
+                    "output format: text, or json (one JSON object per change, NDJSON)")
+      ->check(CLI::IsMember({"text", "json"}));
   watch->footer(Cat(
       "On a terminal a progress bar is redrawn in place; on a pipe one line is printed per "
       "change.\nIf the server goes away, watch reconnects with backoff and resumes.\n\n"
@@ -424,7 +477,9 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   // subtasks
   CLI::App* subtasks = app.add_subcommand("subtasks", "List a task's subtasks (slices)");
   AddId(subtasks, f);
-  subtasks->add_option("--state", f.states, "only subtasks in this state (repeatable)");
+  subtasks->add_option("--state", f.states,
+                       "only subtasks in these states: a comma-separated list, or repeated")
+      ->delimiter(',');
   subtasks->add_option("--limit", f.limit, "at most N subtasks (default: all)");
   AddOutput(subtasks, f);
   subtasks->footer("Example:\n  orchardctl subtasks t-1m8ye5hqm3kq9x0b2 --state Error -o json");

@@ -140,6 +140,10 @@ json TaskToJson(const v1::Task& t) {
   };
   j["items"] = {{"done", c.items_done()}, {"total", c.items_total()}};
   j["result"] = ParseJsonOrNull(t.result_json());
+  // A result of a task that failed or was cancelled reduces only the slices
+  // that succeeded: it is partial.
+  j["result_partial"] = !j["result"].is_null() && (t.outcome() == v1::FAILED ||
+                                                   t.outcome() == v1::CANCELLED);
   j["range"] = {{"begin", spec.begin()}, {"end", spec.end()}};
   json split = json::object();
   if (spec.split().has_subtasks()) split["subtasks"] = spec.split().subtasks();
@@ -239,9 +243,13 @@ std::string TaskText(const v1::Task& t, int64_t now_ms) {
   if (t.outcome() != v1::OUTCOME_UNSPECIFIED) state += Cat(" (", OutcomeText(t.outcome()), ")");
   add("State:", state);
   if (!t.reason().empty()) add("Reason:", t.reason());
-  std::string split = spec.split().has_subtasks() ? Cat(spec.split().subtasks(), " subtasks")
+  std::string split = spec.split().has_subtasks() ? Count(spec.split().subtasks(), "subtask")
                       : spec.split().has_chunk()  ? Cat("chunks of ", spec.split().chunk())
                                                   : std::string("-");
+  // A range shorter than the subtasks asked for makes fewer (one item each).
+  if (spec.split().has_subtasks() && c.total() > 0 && c.total() != spec.split().subtasks()) {
+    split += Cat(" asked, ", c.total(), " made");
+  }
   add("Range:", Cat("[", spec.begin(), ", ", spec.end(), ")  split: ", split));
   add("Progress:", Cat(ProgressText(c.succeeded(), c.total()), " subtasks succeeded, items ",
                        c.items_done(), "/", c.items_total()));
@@ -271,7 +279,10 @@ std::string TaskText(const v1::Task& t, int64_t now_ms) {
   add("Updated:", TimeText(t.update_time_ms(), now_ms));
   add("Version:", Cat(t.version(), " (revision ", t.revision(), ", generation ", t.generation(), ")"));
   add("Reconciler:", t.reconciler().empty() ? std::string("-") : t.reconciler());
-  if (!t.result_json().empty()) add("Result:", JsonCompact(t.result_json(), "null"));
+  if (!t.result_json().empty()) {
+    const bool partial = t.outcome() == v1::FAILED || t.outcome() == v1::CANCELLED;
+    add(partial ? "Result (partial):" : "Result:", JsonCompact(t.result_json(), "null"));
+  }
   return FormatTable({}, rows);
 }
 
@@ -387,6 +398,10 @@ std::string ProgressLine(const v1::Task& t, const ProgressView& view, int bar_wi
   if (view.per_second) line += Cat("  ", Rate(*view.per_second), " ", unit);
   if (view.eta_seconds) {
     line += Cat("  ETA ", FormatDurationMs(static_cast<int64_t>(*view.eta_seconds * 1000.0)));
+  }
+  // Why a task waits (no live worker runs its kind, ...) or how it ends.
+  if ((t.state() == v1::PREPARING || t.state() == v1::TERMINATING) && !t.reason().empty()) {
+    line += Cat("  (", t.reason(), ")");
   }
   return line;
 }

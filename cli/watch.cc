@@ -8,6 +8,8 @@
 #include <iostream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/status.h"
 #include "cli/client.h"
 #include "cli/exit_codes.h"
@@ -58,9 +60,16 @@ std::string CodeAndMessage(const absl::Status& s) {
 // What the user sees: a bar redrawn in place, or one line per change.
 class Display {
  public:
-  explicit Display(bool tty) : tty_(tty) {}
+  Display(bool tty, bool json) : tty_(tty && !json), json_(json) {}
 
   void Show(const v1::Task& t) {
+    if (json_) {
+      std::string line = TaskToJson(t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (line == last_key_) return;
+      last_key_ = line;
+      std::cout << line << std::endl;
+      return;
+    }
     const v1::SubtaskCounts& c = t.counts();
     bool by_items = c.items_total() > 0;
     uint64_t done = by_items ? c.items_done() : c.succeeded();
@@ -90,6 +99,7 @@ class Display {
 
   // Shows the final state, then the closing line.
   void Finish(const v1::Task& t) {
+    if (json_) return Show(t);
     if (tty_) {
       Draw(ProgressLine(t, ProgressView{rate_.PerSecond(), std::nullopt}, 30));
       std::cout << "\n";
@@ -114,6 +124,7 @@ class Display {
   }
 
   bool tty_;
+  bool json_;
   RateEstimator rate_;
   bool drawn_ = false;
   std::string line_;
@@ -123,7 +134,7 @@ class Display {
 }  // namespace
 
 int RunWatch(Client& client, const WatchOptions& opts) {
-  Display display(opts.tty);
+  Display display(opts.tty, opts.json);
   Backoff backoff(BackoffPolicy{.initial_ms = 250, .max_ms = 5'000});
   uint64_t last_revision = 0;
   bool seen = false;

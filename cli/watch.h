@@ -22,6 +22,9 @@ struct WatchOptions {
   // How long the server may stay out of contact before watch gives up (exit 1).
   std::chrono::milliseconds reconnect_budget{60'000};
   bool tty = false;  // draw the bar in place instead of printing lines
+  // One JSON object per change on stdout (NDJSON, the shape of get -o json),
+  // the last one the task as it ended; no bar, no closing line.
+  bool json = false;
 };
 
 // Returns the exit code: 0 SUCCEEDED, 3 FAILED (Error), 4 CANCELLED, 1 error.

@@ -5,6 +5,7 @@
 
 #include <iterator>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -29,6 +30,13 @@ std::string Cat(const Args&... args) {
   std::string out;
   (fmt::format_to(std::back_inserter(out), "{}", args), ...);
   return out;
+}
+
+// "1 subtask", "2 subtasks", "0 subtasks": a count with its noun in the
+// right number (nouns whose plural adds an "s").
+template <typename N>
+std::string Count(N n, std::string_view noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
 }
 
 }  // namespace orchard

@@ -1,5 +1,6 @@
 #include "common/util.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <mutex>
@@ -96,6 +97,55 @@ std::string FormatDurationMs(int64_t ms) {
   int64_t m = s / 60;
   if (m < 60) return Cat(m, "m", s % 60, "s");
   return Cat(m / 60, "h", m % 60, "m");
+}
+
+namespace {
+
+// Optimal string alignment distance (Levenshtein plus adjacent swaps).
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+}  // namespace
+
+std::optional<std::string> Nearest(std::string_view word,
+                                   const std::vector<std::string>& candidates) {
+  // Long inputs (a pasted blob as a kind) are not worth comparing.
+  if (word.empty() || word.size() > 256) return std::nullopt;
+  const size_t allowed = word.size() <= 4 ? 1 : word.size() <= 8 ? 2 : 3;
+  std::optional<std::string> best;
+  size_t best_d = allowed + 1;
+  for (const auto& c : candidates) {
+    if (c == word) return std::nullopt;
+    if (c.size() > 256) continue;
+    const size_t d = EditDistance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+std::string NoWorkerRunsKind(const std::string& kind, const std::vector<std::string>& live_kinds) {
+  if (live_kinds.empty()) return Cat("no live worker runs kind '", kind, "'; no worker is live");
+  std::string list;
+  for (const auto& k : live_kinds) list += (list.empty() ? "" : ", ") + k;
+  std::string out = Cat("no live worker runs kind '", kind, "'; kinds offered now: ", list);
+  if (auto near = Nearest(kind, live_kinds)) out += Cat("; did you mean '", *near, "'?");
+  return out;
 }
 
 }  // namespace orchard

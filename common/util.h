@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -32,6 +34,19 @@ absl::StatusOr<uint64_t> ParseUint64(std::string_view text, std::string_view fie
 // Ascending ids make every index keyed by task id grow at its right edge:
 // a commit of many new tasks touches a few pages, not one per task.
 std::string NewId(std::string_view prefix);
+
+// The candidate closest to `word` by edit distance (insertions, deletions,
+// substitutions and swaps of neighbours), when it is close enough to be a
+// likely typo: at most 1 edit for words of up to 4 characters, 2 for up to 8,
+// 3 beyond. Ties go to the first candidate. nullopt when none is, or when
+// `word` is one of them.
+std::optional<std::string> Nearest(std::string_view word,
+                                   const std::vector<std::string>& candidates);
+
+// "no live worker runs kind 'K'; kinds offered now: a, b, c" (or "no worker
+// is live" when none is), with "; did you mean 'x'?" when a live kind is
+// close to K. Shared by the server and orchardctl's submit warning.
+std::string NoWorkerRunsKind(const std::string& kind, const std::vector<std::string>& live_kinds);
 
 // "1m20s", "450ms", "2h3m" for people.
 std::string FormatDurationMs(int64_t ms);

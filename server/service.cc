@@ -24,6 +24,7 @@
 #include "common/lifecycle/task.h"
 #include "common/strcat.h"
 #include "server/validate.h"
+#include "server/waiting.h"
 
 namespace orchard::server {
 
@@ -49,7 +50,6 @@ constexpr double kWatchPollIntervalMs = 20;
 constexpr double kWatchPollBurst = 8;
 // Changed tasks read per poll: 500 x 50 polls/s keeps up with a busy server.
 constexpr uint32_t kWatchPageSize = 500;
-constexpr int64_t kLiveKindsCacheMs = 500;
 
 absl::StatusOr<std::vector<State>> ParseStates(
     const google::protobuf::RepeatedField<int>& states) {
@@ -136,11 +136,8 @@ struct Services::Impl {
   asio::thread_pool pool;
   std::atomic<bool> stopping{false};
 
-  // Which kinds some live worker runs, refreshed at most every 500 ms; used
-  // only to explain why a task waits in Preparing.
-  std::mutex kinds_mu;
-  std::set<std::string> live_kinds;
-  int64_t live_kinds_at = 0;
+  // Why a task waits (the reason `get` and `watch` show).
+  WaitExplainer waiting{store, clock, options.lease_ttl_ms};
 
   // When each worker was last heard from (register, heartbeat, acquire,
   // report), in this process's memory only. A long poll parked before its
@@ -216,23 +213,7 @@ struct Services::Impl {
     return reactor;
   }
 
-  void Annotate(pb::Task& task) {
-    if (task.state() != pb::PREPARING || !task.reason().empty()) return;
-    int64_t now = clock->NowMs();
-    std::lock_guard lock(kinds_mu);
-    if (now - live_kinds_at > kLiveKindsCacheMs) {
-      auto kinds = store->LiveKinds(now, options.lease_ttl_ms);
-      if (kinds.ok()) {
-        live_kinds = std::set<std::string>(kinds->begin(), kinds->end());
-        live_kinds_at = now;
-      }
-    }
-    if (live_kinds.count(task.spec().kind()) == 0) {
-      task.set_reason(Cat("no live worker runs kind '", task.spec().kind(), "'"));
-    } else {
-      task.set_reason("waiting for a worker to plan it");
-    }
-  }
+  void Annotate(pb::Task& task) { waiting.Annotate(task); }
 
   // One look at the task a reconciler waits on (WaitTask, WaitTasks). True
   // when the wait is over: `resp` or `status` is its answer. Otherwise
@@ -684,10 +665,7 @@ struct Services::Impl {
         resp->set_lease_ttl_ms(impl_->options.lease_ttl_ms);
         resp->set_heartbeat_interval_ms(impl_->HeartbeatIntervalMs());
         impl_->Heard(*id);
-        {
-          std::lock_guard lock(impl_->kinds_mu);
-          impl_->live_kinds_at = 0;  // a new worker may run kinds that were waiting
-        }
+        impl_->waiting.Invalidate();  // a new worker may run kinds that were waiting
         impl_->hub->Notify();
         return absl::OkStatus();
       });

@@ -8,6 +8,12 @@
 
 namespace orchard::server {
 
+namespace {
+// A cancel or a deadline of a task no worker can reconcile takes effect
+// within about this long (plus one sweep).
+constexpr int64_t kJanitorPeriodMs = 1000;
+}  // namespace
+
 void Sweeper::Start() {
   thread_ = std::thread([this] {
     // Expiry is late by at most one period; a quarter of the TTL, at most 250 ms.
@@ -32,14 +38,20 @@ void Sweeper::Stop() {
 }
 
 void Sweeper::SweepOnce() {
-  auto r = store_->ExpireLeases(clock_->NowMs(), ttl_ms_);
+  const int64_t now = clock_->NowMs();
+  if (now - janitor_at_ms_ >= kJanitorPeriodMs) {
+    janitor_at_ms_ = now;
+    janitor_.RunOnce();
+  }
+  auto r = store_->ExpireLeases(now, ttl_ms_);
   if (!r.ok()) {
     spdlog::warn("lease sweep failed: {}", r.status().message());
     return;
   }
   if (r->subtasks_expired + r->task_leases_expired + r->workers_expired > 0) {
-    spdlog::info("lease sweep: {} subtask leases expired, {} task leases freed, {} workers lost",
-                 r->subtasks_expired, r->task_leases_expired, r->workers_expired);
+    spdlog::info("lease sweep: {} expired, {} freed, {} lost",
+                 Count(r->subtasks_expired, "subtask lease"), Count(r->task_leases_expired, "task lease"),
+                 Count(r->workers_expired, "worker"));
     hub_->Notify();
   }
 }

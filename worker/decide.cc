@@ -9,12 +9,28 @@ namespace orchard::worker {
 namespace pb = ::orchard::v1;
 using lifecycle::TaskEvent;
 
+namespace {
+
+bool DeadlinePassed(const pb::Task& task, int64_t now_ms) {
+  const auto& policy = task.spec().policy();
+  return policy.deadline_ms() > 0 &&
+         now_ms >= task.create_time_ms() + static_cast<int64_t>(policy.deadline_ms());
+}
+
+}  // namespace
+
 Decision Decide(const pb::Task& task, int64_t now_ms) {
   const auto& c = task.counts();
   const auto& policy = task.spec().policy();
   Decision d;
   switch (task.state()) {
     case pb::PREPARING:
+      if (DeadlinePassed(task, now_ms)) {
+        d.kind = Decision::kTransition;
+        d.event = TaskEvent::kDeadlineExceeded;
+        d.reason = Cat("deadline of ", policy.deadline_ms(), " ms passed before the task was planned");
+        return d;
+      }
       d.kind = c.total() > 0 ? Decision::kReplan : Decision::kPlan;
       return d;
     case pb::RUNNING: {
@@ -22,7 +38,7 @@ Decision Decide(const pb::Task& task, int64_t now_ms) {
       if (budget >= 0 && static_cast<int64_t>(c.error()) > budget) {
         d.kind = Decision::kTransition;
         d.event = TaskEvent::kBudgetExceeded;
-        d.reason = Cat(c.error(), " subtasks failed, over the budget of ", budget);
+        d.reason = Cat(Count(c.error(), "subtask"), " failed, over the budget of ", budget);
         return d;
       }
       int64_t deadline = policy.deadline_ms() > 0
@@ -71,21 +87,8 @@ Decision Decide(const pb::Task& task, int64_t now_ms) {
 }
 
 Finish FinishFor(TaskEvent cause) {
-  switch (cause) {
-    case TaskEvent::kAllSucceeded:
-      return {TaskEvent::kFinalized, pb::SUCCEEDED};
-    case TaskEvent::kCancelRequested:
-      return {TaskEvent::kFinalized, pb::CANCELLED};
-    case TaskEvent::kBudgetExceeded:
-    case TaskEvent::kDeadlineExceeded:
-    case TaskEvent::kInvalid:
-    case TaskEvent::kPlanned:
-    case TaskEvent::kFinalized:
-    case TaskEvent::kFinalizedFailed:
-    case TaskEvent::kRetryRequested:
-      return {TaskEvent::kFinalizedFailed, pb::FAILED};
-  }
-  return {TaskEvent::kFinalizedFailed, pb::FAILED};
+  const lifecycle::TaskEnd end = lifecycle::EndAfter(cause);
+  return {end.event, static_cast<pb::Outcome>(static_cast<int>(end.outcome))};
 }
 
 }  // namespace orchard::worker

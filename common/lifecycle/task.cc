@@ -12,6 +12,7 @@ const std::vector<TaskEdge>& TaskTable() {
       {S::kPreparing, E::kPlanned, S::kRunning},
       {S::kPreparing, E::kInvalid, S::kError},
       {S::kPreparing, E::kCancelRequested, S::kTerminating},
+      {S::kPreparing, E::kDeadlineExceeded, S::kTerminating},
       {S::kRunning, E::kAllSucceeded, S::kTerminating},
       {S::kRunning, E::kBudgetExceeded, S::kTerminating},
       {S::kRunning, E::kDeadlineExceeded, S::kTerminating},
@@ -43,6 +44,24 @@ std::optional<TaskEvent> ParseTaskEvent(std::string_view name) {
     if (TaskEventName(e) == name) return e;
   }
   return std::nullopt;
+}
+
+TaskEnd EndAfter(TaskEvent cause) {
+  switch (cause) {
+    case TaskEvent::kAllSucceeded:
+      return {TaskEvent::kFinalized, Outcome::kSucceeded};
+    case TaskEvent::kCancelRequested:
+      return {TaskEvent::kFinalized, Outcome::kCancelled};
+    case TaskEvent::kBudgetExceeded:
+    case TaskEvent::kDeadlineExceeded:
+    case TaskEvent::kInvalid:
+    case TaskEvent::kPlanned:
+    case TaskEvent::kFinalized:
+    case TaskEvent::kFinalizedFailed:
+    case TaskEvent::kRetryRequested:
+      return {TaskEvent::kFinalizedFailed, Outcome::kFailed};
+  }
+  return {TaskEvent::kFinalizedFailed, Outcome::kFailed};
 }
 
 absl::StatusOr<State> NextTaskState(State from, TaskEvent event) {

@@ -23,7 +23,9 @@
 // (1) Planned: the handler split the range; all subtasks were written in the
 //     same transaction.
 // (2) Invalid: the handler refused the params or range; the reason says why.
-// (3) CancelRequested while Preparing: nothing runs yet; Terminating finalises.
+// (3) CancelRequested or DeadlineExceeded while Preparing: nothing runs yet;
+//     Terminating finalises (a deadline can pass before any worker planned
+//     the task, e.g. when no live worker runs its kind).
 // (4) From Running, any of four events: every subtask succeeded; more subtasks
 //     ended in Error than the failure budget allows; the deadline passed; or a
 //     client asked to cancel. Terminating then stops what still runs.
@@ -51,7 +53,7 @@ enum class TaskEvent : uint8_t {
   kCancelRequested,   // Preparing | Running -> Terminating
   kAllSucceeded,      // Running -> Terminating
   kBudgetExceeded,    // Running -> Terminating
-  kDeadlineExceeded,  // Running -> Terminating
+  kDeadlineExceeded,  // Preparing | Running -> Terminating
   kFinalized,         // Terminating -> Terminated
   kFinalizedFailed,   // Terminating -> Error
   kRetryRequested,    // Error -> Preparing
@@ -74,6 +76,16 @@ const std::vector<TaskEdge>& TaskTable();
 
 std::string_view TaskEventName(TaskEvent e);
 std::optional<TaskEvent> ParseTaskEvent(std::string_view name);
+
+// How a Terminating task ends, given the event that made it Terminating:
+// Finalized with SUCCEEDED (every subtask succeeded) or CANCELLED (a
+// cancel), else FinalizedFailed with FAILED (budget, deadline). Both the
+// worker's reconciler and the server (a task no reconciler can end) use it.
+struct TaskEnd {
+  TaskEvent event;
+  Outcome outcome;
+};
+TaskEnd EndAfter(TaskEvent cause);
 
 // Where `event` takes a task in `from`; FAILED_PRECONDITION when the table has
 // no such edge (the message names both).

@@ -96,7 +96,7 @@ std::string Param(const HttpRequest& req, const std::string& name) {
     if (!api_s_.ok()) return JsonError(api_s_); \
   } while (0)
 
-HttpResponse ListTasks(store::Store& store, const HttpRequest& req) {
+HttpResponse ListTasks(store::Store& store, WaitExplainer& waiting, const HttpRequest& req) {
   API_RETURN_IF_ERROR(CheckParams(req, {"state", "kind", "limit", "page_token"}));
   store::TaskFilter f;
   API_ASSIGN_OR_RETURN(f.states, StatesParam(req));
@@ -105,13 +105,18 @@ HttpResponse ListTasks(store::Store& store, const HttpRequest& req) {
   f.page_token = Param(req, "page_token");
   API_ASSIGN_OR_RETURN(store::TaskPage page, store.ListTasks(f));
   json tasks = json::array();
-  for (const auto& t : page.tasks) tasks.push_back(cli::TaskToJson(t));
+  for (auto& t : page.tasks) {
+    waiting.Annotate(t);
+    tasks.push_back(cli::TaskToJson(t));
+  }
   return Json({{"tasks", std::move(tasks)}, {"next_page_token", page.next_page_token}});
 }
 
-HttpResponse GetTask(store::Store& store, const std::string& id, const HttpRequest& req) {
+HttpResponse GetTask(store::Store& store, WaitExplainer& waiting, const std::string& id,
+                     const HttpRequest& req) {
   API_RETURN_IF_ERROR(CheckParams(req, {}));
   API_ASSIGN_OR_RETURN(orchard::v1::Task task, store.GetTask(id));
+  waiting.Annotate(task);
   store::HistoryFilter h;
   h.task_id = id;
   h.subtask_index = -1;
@@ -204,7 +209,7 @@ HttpResponse JsonError(const absl::Status& status) {
 }
 
 HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_window_ms,
-                       const HttpRequest& req, std::string& handler) {
+                       WaitExplainer& waiting, const HttpRequest& req, std::string& handler) {
   constexpr std::string_view kPrefix = "/api/v1/";
   std::string_view rest = std::string_view(req.path).substr(kPrefix.size());
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
@@ -216,7 +221,7 @@ HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_wi
   }
   if (parts.size() == 1 && parts[0] == "tasks") {
     handler = "tasks";
-    return ListTasks(store, req);
+    return ListTasks(store, waiting, req);
   }
   if (parts.size() == 1 && parts[0] == "workers") {
     handler = "workers";
@@ -230,7 +235,7 @@ HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_wi
     }
     if (parts.size() == 2) {
       handler = "task";
-      return GetTask(store, id, req);
+      return GetTask(store, waiting, id, req);
     }
     if (parts[2] == "subtasks") {
       handler = "subtasks";

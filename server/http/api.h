@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "server/http/http_types.h"
 #include "server/store/store.h"
+#include "server/waiting.h"
 
 namespace orchard::server::http {
 
@@ -37,8 +38,9 @@ inline constexpr uint32_t kDefaultGridCells = 2000;
 // Answers `request` whose path starts with /api/v1/. `handler` is set to the
 // route's name for metrics ("tasks", "task", "subtasks", "errors", "workers",
 // "unknown").
+// `waiting` explains why a waiting task waits (its reason, as `get` shows it).
 HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_window_ms,
-                       const HttpRequest& request, std::string& handler);
+                       WaitExplainer& waiting, const HttpRequest& request, std::string& handler);
 
 // {"error": message, "status": status name} with the HTTP code for `status`.
 HttpResponse JsonError(const absl::Status& status);

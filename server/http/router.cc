@@ -20,7 +20,11 @@ HttpResponse Text(int status, std::string body) {
 
 Router::Router(store::Store* store, ServerMetrics* metrics, const Clock* clock,
                RouterOptions options)
-    : store_(store), metrics_(metrics), clock_(clock), options_(options) {}
+    : store_(store),
+      metrics_(metrics),
+      clock_(clock),
+      options_(options),
+      waiting_(store, clock, options.alive_window_ms) {}
 
 HttpResponse Router::Handle(const HttpRequest& request) {
   std::string handler = "unknown";
@@ -58,7 +62,7 @@ HttpResponse Router::Route(const HttpRequest& req, std::string& handler) {
     return Metrics();
   }
   if (req.path.rfind("/api/v1/", 0) == 0) {
-    return HandleApi(*store_, *clock_, options_.alive_window_ms, req, handler);
+    return HandleApi(*store_, *clock_, options_.alive_window_ms, waiting_, req, handler);
   }
   if (api) {
     handler = "unknown";

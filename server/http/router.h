@@ -18,6 +18,7 @@
 #include "server/http/http_types.h"
 #include "server/metrics.h"
 #include "server/store/store.h"
+#include "server/waiting.h"
 
 namespace orchard::server::http {
 
@@ -42,6 +43,7 @@ class Router {
   ServerMetrics* metrics_;
   const Clock* clock_;
   RouterOptions options_;
+  WaitExplainer waiting_;
   std::mutex scrape_mu_;
 };
 

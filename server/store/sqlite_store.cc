@@ -493,4 +493,36 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::LiveKinds(int64_t now_ms,
       });
 }
 
+absl::StatusOr<std::vector<pb::Task>> SqliteStore::UnreconciledTasks(int64_t now_ms,
+                                                                     int64_t alive_window_ms,
+                                                                     const std::string& after_id,
+                                                                     uint32_t limit) {
+  return Read<absl::StatusOr<std::vector<pb::Task>>>(
+      [&](Connection& db) -> absl::StatusOr<std::vector<pb::Task>> {
+        // Walks the active tasks (tasks_by_state); the live kinds are read
+        // in the same transaction, so a worker that registers meanwhile is
+        // either seen or its plan comes after this read.
+        STORE_ASSIGN_OR_RETURN(
+            Query q,
+            db.Prepare(Cat("SELECT ", sqlite::kTaskColumns,
+                           " FROM tasks WHERE state IN (1, 2, 3) AND id > ?3 "
+                           "AND (lease_worker = '' OR lease_expire_ms <= ?1) "
+                           "AND n_running + n_terminating = 0 "
+                           "AND kind NOT IN (SELECT j.value FROM workers w, json_each(w.kinds) j "
+                           "                 WHERE w.last_heartbeat_ms >= ?2) "
+                           "ORDER BY id LIMIT ?4")));
+        q->BindInt(1, now_ms);
+        q->BindInt(2, now_ms - alive_window_ms);
+        q->BindText(3, after_id);
+        q->BindInt(4, limit);
+        std::vector<pb::Task> out;
+        while (true) {
+          STORE_ASSIGN_OR_RETURN(bool row, q->Step());
+          if (!row) break;
+          sqlite::ReadTask(*q, &out.emplace_back());
+        }
+        return out;
+      });
+}
+
 }  // namespace orchard::store

@@ -45,7 +45,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<pb::Task> TransitionTask(const TaskTransition& t, int64_t now_ms) override;
   absl::StatusOr<StopResult> StopSubtasks(const std::string& task_id,
                                           const std::string& lease_worker, uint64_t lease_epoch,
-                                          const std::string& reason, int64_t now_ms) override;
+                                          const std::string& reason, int64_t now_ms,
+                                          const std::string& actor = {}) override;
 
   absl::StatusOr<std::string> RegisterWorker(const std::string& name,
                                              const std::vector<std::string>& kinds, uint32_t slots,
@@ -82,6 +83,9 @@ class SqliteStore final : public Store {
   void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports, int64_t now_ms,
                    SnapshotAsk ask, Done<absl::StatusOr<ReportResult>> done) override;
   absl::StatusOr<ExpireResult> ExpireLeases(int64_t now_ms, int64_t worker_ttl_ms) override;
+  absl::StatusOr<std::vector<pb::Task>> UnreconciledTasks(int64_t now_ms, int64_t alive_window_ms,
+                                                           const std::string& after_id,
+                                                           uint32_t limit) override;
   absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
                                                      int64_t alive_window_ms) override;
   absl::Status Ping() override;

@@ -11,6 +11,7 @@
 #include "common/strcat.h"
 #include "common/util.h"
 #include "server/store/rows.h"
+#include "server/store/spec_diff.h"
 #include "server/store/sqlite_store.h"
 
 namespace orchard::store {
@@ -174,6 +175,20 @@ namespace {
 
 // A new task's rows: the task, its labels and its Created history row. With
 // a request_id already stored, that task instead (created = false).
+// The answer to a submit whose request_id names `existing`: that task when
+// the spec is the same; a different spec is a mistake (a reused key, an
+// edited script), refused rather than answered with a task that is not the
+// one asked for.
+absl::StatusOr<SubmitResult> Resubmitted(pb::Task existing, const pb::TaskSpec& spec) {
+  if (auto field = FirstSpecDifference(existing.spec(), spec)) {
+    return absl::AlreadyExistsError(Cat("request_id: '", spec.request_id(),
+                                        "' was used for task ", existing.id(),
+                                        " with a different spec (", *field,
+                                        " differs); use a new request_id"));
+  }
+  return SubmitResult{std::move(existing), false};
+}
+
 absl::Status WriteNewTask(WriteCtx& ctx, const pb::TaskSpec& spec, const std::string& id,
                           int64_t now_ms, SubmitResult& out) {
   const std::string& request_id = spec.request_id();
@@ -182,7 +197,7 @@ absl::Status WriteNewTask(WriteCtx& ctx, const pb::TaskSpec& spec, const std::st
     // have missed a read before; the writer runs them one after the other.
     STORE_ASSIGN_OR_RETURN(std::optional<pb::Task> existing, FindByRequestId(ctx.db, request_id));
     if (existing) {
-      out = SubmitResult{std::move(*existing), false};
+      STORE_ASSIGN_OR_RETURN(out, Resubmitted(std::move(*existing), spec));
       return absl::OkStatus();
     }
   }
@@ -242,7 +257,7 @@ absl::StatusOr<SubmitResult> SqliteStore::CreateTask(const pb::TaskSpec& spec, i
     auto found = Read<absl::StatusOr<std::optional<pb::Task>>>(
         [&](Connection& db) { return FindByRequestId(db, request_id); });
     if (!found.ok()) return found.status();
-    if (found->has_value()) return SubmitResult{std::move(**found), false};
+    if (found->has_value()) return Resubmitted(std::move(**found), spec);
   }
   return Await<absl::StatusOr<SubmitResult>>(
       [&](Done<absl::StatusOr<SubmitResult>> done) { CreateTaskAsync(spec, now_ms, done); });
@@ -306,7 +321,7 @@ absl::Status ApplyTaskTransition(WriteCtx& ctx, const TaskTransition& first, int
           STORE_ASSIGN_OR_RETURN(pb::TaskSpec spec, LoadSpec(db, task.id));
           STORE_ASSIGN_OR_RETURN(uint64_t n,
                                  InsertSubtasks(db, task, spec, *t.plan, now_ms, delta));
-          history_reason = Cat("planned ", n, " subtasks", t.reason.empty() ? "" : "; ", t.reason);
+          history_reason = Cat("planned ", Count(n, "subtask"), t.reason.empty() ? "" : "; ", t.reason);
         } else if (task.total == 0) {
           return absl::FailedPreconditionError(
               Cat("task ", task.id,
@@ -347,7 +362,7 @@ absl::Status ApplyTaskTransition(WriteCtx& ctx, const TaskTransition& first, int
         generation = task.generation + 1;
         STORE_ASSIGN_OR_RETURN(uint64_t n,
                                ResetFailedSubtasks(db, task, generation, actor, now_ms, delta));
-        history_reason = Cat("retrying ", n, " subtasks", t.reason.empty() ? "" : "; ", t.reason);
+        history_reason = Cat("retrying ", Count(n, "subtask"), t.reason.empty() ? "" : "; ", t.reason);
         outcome = Outcome::kNone;
         result_json.clear();
         finish_time_ms = 0;
@@ -526,7 +541,8 @@ void SqliteStore::TransitionTasksAsync(std::vector<TaskTransition> ts, int64_t n
 absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,
                                                      const std::string& lease_worker,
                                                      uint64_t lease_epoch,
-                                                     const std::string& reason, int64_t now_ms) {
+                                                     const std::string& reason, int64_t now_ms,
+                                                     const std::string& actor_name) {
   using lifecycle::SubtaskEvent;
   StopResult out;
   STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
@@ -540,7 +556,9 @@ absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,
     if (!lease_worker.empty()) {
       STORE_RETURN_IF_ERROR(sqlite::CheckTaskLease(task, lease_worker, lease_epoch));
     }
-    const std::string actor = lease_worker.empty() ? std::string("client") : lease_worker;
+    const std::string actor = !actor_name.empty()     ? actor_name
+                              : lease_worker.empty() ? std::string("client")
+                                                     : lease_worker;
     const std::string why = reason.empty() ? std::string("task is terminating") : reason;
     CounterDelta delta;
 

@@ -260,11 +260,13 @@ class Store {
   // Terminating's side effect, idempotent: Preparing subtasks -> Terminated
   // (CancelRequested, outcome CANCELLED) and Running ones -> Terminating.
   // Requires the task to be Terminating and, when lease_worker is set, that
-  // lease at that epoch.
+  // lease at that epoch. The history rows name `actor`, else lease_worker,
+  // else "client".
   virtual absl::StatusOr<StopResult> StopSubtasks(const std::string& task_id,
                                                   const std::string& lease_worker,
                                                   uint64_t lease_epoch, const std::string& reason,
-                                                  int64_t now_ms) = 0;
+                                                  int64_t now_ms,
+                                                  const std::string& actor = {}) = 0;
 
   // ---- workers ----
 
@@ -313,6 +315,16 @@ class Store {
   // alive_window_ms of now.
   virtual absl::StatusOr<std::vector<std::string>> LiveKinds(int64_t now_ms,
                                                              int64_t alive_window_ms) = 0;
+
+  // Tasks that no reconciler can move on: not terminal, of a kind that no
+  // worker heard from within alive_window_ms of now runs, whose reconcile
+  // lease is free or expired, and with no subtask Running or Terminating.
+  // Ids above `after_id`, in id order, at most `limit`. The server ends
+  // those that must end (server/janitor.h); the others wait for a worker.
+  virtual absl::StatusOr<std::vector<pb::Task>> UnreconciledTasks(int64_t now_ms,
+                                                                   int64_t alive_window_ms,
+                                                                   const std::string& after_id,
+                                                                   uint32_t limit) = 0;
 
   // A write that changes nothing, to prove the store is writable (readiness).
   virtual absl::Status Ping() = 0;

@@ -30,6 +30,7 @@ const std::map<std::pair<S, TE>, S>& ExpectedTaskEdges() {
       {{S::kPreparing, TE::kPlanned}, S::kRunning},
       {{S::kPreparing, TE::kInvalid}, S::kError},
       {{S::kPreparing, TE::kCancelRequested}, S::kTerminating},
+      {{S::kPreparing, TE::kDeadlineExceeded}, S::kTerminating},
       {{S::kRunning, TE::kAllSucceeded}, S::kTerminating},
       {{S::kRunning, TE::kBudgetExceeded}, S::kTerminating},
       {{S::kRunning, TE::kDeadlineExceeded}, S::kTerminating},
@@ -66,7 +67,7 @@ TEST(TaskLifecycle, EveryStateEventPairMatchesTheExpectedTable) {
       }
     }
   }
-  EXPECT_EQ(legal, 10);
+  EXPECT_EQ(legal, 11);
   EXPECT_EQ(legal + refused, 5 * 9);
 }
 

@@ -4,6 +4,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -146,6 +147,36 @@ TEST(FormatDurationMs, ReadsNaturally) {
   EXPECT_EQ(FormatDurationMs(80'000), "1m20s");
   EXPECT_EQ(FormatDurationMs(7'380'000), "2h3m");
   EXPECT_EQ(FormatDurationMs(-5), "0ms");
+}
+
+// This test verifies the typo suggestions: a near kind or command is found,
+// an exact match or a far word gives none, ties go to the first candidate.
+TEST(Nearest, SuggestsTheClosestLikelyTypo) {
+  const std::vector<std::string> kinds = {"noop", "sleep", "sum", "flaky", "csv.aggregate"};
+  EXPECT_EQ(Nearest("summ", kinds), "sum");
+  EXPECT_EQ(Nearest("slep", kinds), "sleep");
+  EXPECT_EQ(Nearest("falky", kinds), "flaky");  // a swap of neighbours is one edit
+  EXPECT_EQ(Nearest("csv.agregate", kinds), "csv.aggregate");
+  EXPECT_EQ(Nearest("sum", kinds), std::nullopt);     // it is one of them
+  EXPECT_EQ(Nearest("banana", kinds), std::nullopt);  // nothing close
+  EXPECT_EQ(Nearest("", kinds), std::nullopt);
+  EXPECT_EQ(Nearest("x", {}), std::nullopt);
+}
+
+// This test verifies the text that says why a task waits for a kind.
+TEST(NoWorkerRunsKind, NamesTheKindsOfferedAndTheNearest) {
+  EXPECT_EQ(NoWorkerRunsKind("summ", {"noop", "sum"}),
+            "no live worker runs kind 'summ'; kinds offered now: noop, sum; did you mean 'sum'?");
+  EXPECT_EQ(NoWorkerRunsKind("zzz", {"noop"}),
+            "no live worker runs kind 'zzz'; kinds offered now: noop");
+  EXPECT_EQ(NoWorkerRunsKind("sum", {}), "no live worker runs kind 'sum'; no worker is live");
+}
+
+// This test verifies Count's singular and plural.
+TEST(Count, PutsTheNounInTheRightNumber) {
+  EXPECT_EQ(Count(0, "subtask"), "0 subtasks");
+  EXPECT_EQ(Count(1, "subtask"), "1 subtask");
+  EXPECT_EQ(Count(2u, "attempt"), "2 attempts");
 }
 
 }  // namespace

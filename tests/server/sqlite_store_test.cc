@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -252,17 +253,57 @@ TEST_F(SqliteStore, CreateTaskStartsInPreparingWithoutSubtasks) {
 TEST_F(SqliteStore, SameRequestIdReturnsTheFirstTask) {
   pb::TaskSpec a = Spec("sum", 0, 100, 4);
   a.set_request_id("req-1");
-  pb::TaskSpec b = Spec("noop", 0, 5, 1);
-  b.set_request_id("req-1");
   auto first = Ok(store().CreateTask(a, kNow));
-  auto second = Ok(store().CreateTask(b, kNow + 1));
+  // The same spec again (params spelt differently, the same JSON value).
+  pb::TaskSpec again = a;
+  again.set_params_json(R"({ "x" : 1 })");
+  auto second = Ok(store().CreateTask(again, kNow + 1));
   EXPECT_TRUE(first.created);
   EXPECT_FALSE(second.created);
   EXPECT_EQ(second.task.id(), first.task.id());
-  EXPECT_EQ(second.task.spec().kind(), "sum");
   auto c = Ok(store().CreateTask(Spec("sum", 0, 1, 1), kNow));
   auto d = Ok(store().CreateTask(Spec("sum", 0, 1, 1), kNow));
   EXPECT_NE(c.task.id(), d.task.id());
+}
+
+// This test verifies that a resubmit with a used request_id and a different
+// spec is refused with ALREADY_EXISTS naming the first field that differs
+// and the first task, and stores nothing.
+TEST_F(SqliteStore, SameRequestIdWithAnotherSpecIsRefusedNamingTheField) {
+  pb::TaskSpec a = Spec("sum", 0, 100, 4);
+  a.set_request_id("req-1");
+  a.mutable_policy()->set_max_attempts(3);
+  (*a.mutable_labels())["team"] = "a";
+  const pb::Task first = Ok(store().CreateTask(a, kNow)).task;
+  struct Case {
+    std::function<void(pb::TaskSpec&)> change;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {[](pb::TaskSpec& s) { s.set_kind("noop"); }, "kind"},
+      {[](pb::TaskSpec& s) { s.set_end(101); }, "end"},
+      {[](pb::TaskSpec& s) { s.mutable_split()->set_subtasks(5); }, "split.subtasks"},
+      {[](pb::TaskSpec& s) { s.mutable_split()->set_chunk(4); }, "split.subtasks"},
+      {[](pb::TaskSpec& s) { s.set_params_json(R"({"x":2})"); }, "params.x"},
+      {[](pb::TaskSpec& s) { s.set_params_json(R"({"x":1,"y":0})"); }, "params.y"},
+      {[](pb::TaskSpec& s) { s.mutable_policy()->set_max_attempts(4); }, "policy.max_attempts"},
+      {[](pb::TaskSpec& s) { s.mutable_policy()->set_max_failed_subtasks(0); },
+       "policy.max_failed_subtasks"},
+      {[](pb::TaskSpec& s) { (*s.mutable_labels())["team"] = "b"; }, "labels.team"},
+      {[](pb::TaskSpec& s) { s.mutable_labels()->clear(); }, "labels.team"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.field);
+    pb::TaskSpec b = a;
+    c.change(b);
+    auto r = store().CreateTask(b, kNow + 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists);
+    EXPECT_NE(r.status().message().find("(" + c.field + " differs)"), std::string::npos)
+        << r.status();
+    EXPECT_NE(r.status().message().find(first.id()), std::string::npos) << r.status();
+  }
+  EXPECT_EQ(Ok(store().ListTasks(TaskFilter{})).tasks.size(), 1u);
 }
 
 // This test verifies that concurrent submits of one request_id from many

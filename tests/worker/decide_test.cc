@@ -71,6 +71,26 @@ TEST(Decide, DeadlineIsCountedFromSubmit) {
   EXPECT_EQ(at.event, TaskEvent::kDeadlineExceeded);
 }
 
+// This test verifies that a deadline that passes before the task was
+// planned ends it too (Preparing -> Terminating), instead of planning it.
+TEST(Decide, DeadlinePassedBeforePlanningEndsTheTask) {
+  auto t = MakeTask(pb::PREPARING, 0, 0, 0, 0, 0, 0);
+  t.mutable_spec()->mutable_policy()->set_deadline_ms(500);
+  EXPECT_EQ(Decide(t, 1499).kind, Decision::kPlan);
+  auto at = Decide(t, 1500);
+  EXPECT_EQ(at.kind, Decision::kTransition);
+  EXPECT_EQ(at.event, TaskEvent::kDeadlineExceeded);
+  EXPECT_NE(at.reason.find("before the task was planned"), std::string::npos) << at.reason;
+}
+
+// This test verifies the plural of the budget reason: "1 subtask failed".
+TEST(Decide, BudgetReasonCountsInTheRightNumber) {
+  auto one = MakeTask(pb::RUNNING, 10, 5, 4, 0, 1, 0);
+  EXPECT_EQ(Decide(one, 0).reason, "1 subtask failed, over the budget of 0");
+  auto two = MakeTask(pb::RUNNING, 10, 5, 3, 0, 2, 0);
+  EXPECT_EQ(Decide(two, 0).reason, "2 subtasks failed, over the budget of 0");
+}
+
 TEST(Decide, TerminatingStopsThenWaitsThenFinalizes) {
   EXPECT_EQ(Decide(MakeTask(pb::TERMINATING, 10, 3, 2, 0, 0, 5), 0).kind, Decision::kStop);
   EXPECT_EQ(Decide(MakeTask(pb::TERMINATING, 10, 0, 0, 2, 0, 8), 0).kind, Decision::kWait);

@@ -241,7 +241,10 @@ async function renderTask(gen, id) {
       <div class="when">${esc(h.time)} · ${esc(h.actor)}</div></li>`).join("");
   document.getElementById("task-result").innerHTML = task.result === null
     ? `<div class="empty">${task.state === "Terminated" || task.state === "Error" ? "No result." : "Not finished yet."}</div>`
-    : `<pre class="json" id="result-json">${esc(JSON.stringify(task.result, null, 2))}</pre>`;
+    : (task.result_partial
+        ? `<div class="partial" id="result-partial">Partial: the task ${task.outcome === "FAILED" ? "failed" : "was cancelled"}; only the slices that succeeded are in it.</div>`
+        : "") +
+      `<pre class="json" id="result-json">${esc(JSON.stringify(task.result, null, 2))}</pre>`;
 }
 
 async function renderWorkers(gen) {
