@@ -372,6 +372,50 @@ TEST(TaskText, ShowsStateProgressAndResult) {
   }
 }
 
+// This test verifies that a failed or cancelled task's result is marked
+// partial in the text and the JSON, and a succeeded one's is not.
+TEST(TaskText, AFailedTasksResultIsPartial) {
+  v1::Task t = RunningTask();
+  t.set_result_json(R"({"sum": 1})");
+  t.set_state(v1::ERROR);
+  t.set_outcome(v1::FAILED);
+  EXPECT_NE(TaskText(t, kT0).find("Result (partial):"), std::string::npos) << TaskText(t, kT0);
+  EXPECT_EQ(TaskToJson(t)["result_partial"], true);
+  t.set_state(v1::TERMINATED);
+  t.set_outcome(v1::SUCCEEDED);
+  EXPECT_EQ(TaskText(t, kT0).find("partial"), std::string::npos) << TaskText(t, kT0);
+  EXPECT_EQ(TaskToJson(t)["result_partial"], false);
+  t.clear_result_json();
+  t.set_outcome(v1::FAILED);
+  EXPECT_EQ(TaskToJson(t)["result_partial"], false);  // no result at all
+}
+
+// This test verifies that a split asking for more subtasks than the range
+// has items says how many were made, and that counts are singular for one.
+TEST(TaskText, SplitSaysHowManySubtasksWereMade) {
+  v1::Task t = RunningTask();
+  t.mutable_spec()->set_end(10);
+  t.mutable_counts()->set_total(10);
+  std::string out = TaskText(t, kT0);
+  EXPECT_NE(out.find("split: 100 subtasks asked, 10 made"), std::string::npos) << out;
+  t.mutable_spec()->mutable_split()->set_subtasks(1);
+  t.mutable_counts()->set_total(1);
+  out = TaskText(t, kT0);
+  EXPECT_NE(out.find("split: 1 subtask\n"), std::string::npos) << out;
+}
+
+// This test verifies that watch's line says why a waiting task waits.
+TEST(ProgressLine, AWaitingTaskShowsWhy) {
+  v1::Task t;
+  t.set_state(v1::PREPARING);
+  t.set_reason("no live worker runs kind 'summ'");
+  EXPECT_NE(ProgressLine(t, ProgressView{}, 0).find("(no live worker runs kind 'summ')"),
+            std::string::npos);
+  t.set_state(v1::RUNNING);
+  t.set_reason("planned 1 subtask");
+  EXPECT_EQ(ProgressLine(t, ProgressView{}, 0).find("planned"), std::string::npos);
+}
+
 TEST(HistoryText, ShowsTimeObjectTransitionEventReasonActor) {
   v1::HistoryEntry a;
   a.set_subtask_index(-1);

@@ -112,5 +112,48 @@ TEST_F(FirstHourTest, AReusedRequestIdWithAnotherSpecIsRefused) {
   EXPECT_EQ(ListTasks().size(), 1u);
 }
 
+// This test verifies orchardctl as people expect it: submit --wait ends
+// with watch's exit code, watch -o json prints one JSON object per line
+// (the last one the ended task), --state takes a comma list, and a misspelt
+// subcommand gets the nearest one.
+TEST_F(FirstHourTest, OrchardctlWaitsStreamsJsonTakesListsAndSuggests) {
+  StartServer();
+  StartWorker("a", 2);
+  WaitWorkerId("a");
+  const CtlResult waited =
+      Ctl({"submit", "--kind", "sum", "--range", "0:100", "--subtasks", "4", "--wait"});
+  EXPECT_EQ(waited.exit_code, 0) << waited.out << waited.err;
+  EXPECT_TRUE(Contains(waited.out, "Terminated SUCCEEDED")) << waited.out;
+  const CtlResult failed = Ctl({"submit", "--kind", "flaky", "--range", "0:10", "--subtasks", "2",
+                                "--params", R"({"fail": {"1": -1}})", "--max-attempts", "1",
+                                "--wait", "-o", "json"});
+  EXPECT_EQ(failed.exit_code, 3) << failed.out << failed.err;
+  // NDJSON: every line a JSON object, the last one the ended task.
+  std::vector<json> lines;
+  size_t start = 0;
+  while (start < failed.out.size()) {
+    size_t end = failed.out.find('\n', start);
+    if (end == std::string::npos) end = failed.out.size();
+    if (end > start) lines.push_back(json::parse(failed.out.substr(start, end - start)));
+    start = end + 1;
+  }
+  ASSERT_FALSE(lines.empty()) << failed.out;
+  EXPECT_EQ(Str(lines.back(), "state"), "Error") << failed.out;
+  EXPECT_EQ(lines.back()["result_partial"], true) << failed.out;
+  const std::string failed_id = Str(lines.back(), "id");
+  const CtlResult watch = Ctl({"watch", failed_id, "-o", "json"});
+  EXPECT_EQ(watch.exit_code, 3);
+  EXPECT_EQ(Str(json::parse(watch.out), "state"), "Error") << watch.out;
+
+  const json both = CtlJson({"list", "--state", "Terminated,Error"});
+  EXPECT_EQ(both.size(), 2u) << both.dump();
+  const json errors = CtlJson({"list", "--state", "Error"});
+  EXPECT_EQ(errors.size(), 1u) << errors.dump();
+
+  const CtlResult typo = Ctl({"sbumit"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_TRUE(Contains(typo.err, "Did you mean 'submit'?")) << typo.err;
+}
+
 }  // namespace
 }  // namespace orchard::it
