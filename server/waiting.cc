@@ -31,7 +31,10 @@ std::vector<std::string> WaitExplainer::LiveKinds() {
 
 void WaitExplainer::Annotate(pb::Task& task) {
   const bool preparing = task.state() == pb::PREPARING && task.reason().empty();
-  const bool terminating = task.state() == pb::TERMINATING;
+  // A Terminating task's stored reason is kept; the server's own steps
+  // already say that no worker runs the kind.
+  const bool terminating = task.state() == pb::TERMINATING &&
+                           task.reason().find("no live worker runs kind") == std::string::npos;
   if (!preparing && !terminating) return;
   std::set<std::string> kinds;
   {
