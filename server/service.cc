@@ -1171,13 +1171,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::WatchTasksRespons
     last_terminal_ = IsTerminal(static_cast<State>(response_.task().state()));
     std::lock_guard lock(mu_);
     if (finished_) return;
-    // More queued behind this one: let the transport hold it for them, so a
-    // poll's changes leave in a few writes, not one write each.
-    if (queue_.empty()) {
-      StartWrite(&response_);
-    } else {
-      StartWrite(&response_, grpc::WriteOptions().set_buffer_hint());
-    }
+    // No buffer_hint, though more may be queued: a hinted write is held by
+    // the transport, and its OnWriteDone (which starts the next write) does
+    // not come until something flushes it, so a watch of all tasks with
+    // several changes queued sent nothing at all.
+    StartWrite(&response_);
   }
 
   void FinishOnce(const grpc::Status& s) {
