@@ -7,6 +7,7 @@
 #include "server/service.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -80,10 +81,6 @@ absl::StatusOr<store::TaskTransition> ParseTransition(const pb::TransitionTaskRe
   if (req.reason().size() > kMaxMessageBytes) {
     return invalid("reason", Cat("over ", kMaxMessageBytes, " bytes"));
   }
-  if (req.result_json().size() > kMaxResultBytes ||
-      (!req.result_json().empty() && !nlohmann::json::accept(req.result_json()))) {
-    return invalid("result_json", Cat("not JSON, or over ", kMaxResultBytes, " bytes"));
-  }
   if (req.then_finalize() && *event != lifecycle::TaskEvent::kAllSucceeded) {
     return invalid("then_finalize", Cat("only with AllSucceeded, not ", req.event()));
   }
@@ -109,7 +106,65 @@ absl::StatusOr<store::TaskTransition> ParseTransition(const pb::TransitionTaskRe
       (req.plan().uniform() || req.plan().bounds_size() > 0)) {
     t.plan = req.plan();
   }
+  // A reduced result the store cannot keep (over the limit, or not JSON)
+  // fails the task, naming the limit and the size, instead of refusing the
+  // write: a refused final write is sent again and again, and the task
+  // never ends (issue 19). AllSucceeded drops its then_finalize, so the
+  // reconciler's Finalize comes here again and ends the task FAILED.
+  if (!req.result_json().empty()) {
+    std::string why;
+    if (req.result_json().size() > kMaxResultBytes) {
+      why = Cat("the task's result of ", req.result_json().size(),
+                " bytes is over the limit of ", kMaxResultBytes, " bytes");
+    } else if (!nlohmann::json::accept(req.result_json())) {
+      why = "the task's result is not JSON";
+    }
+    if (!why.empty()) {
+      t.result_json.clear();
+      if (*event == lifecycle::TaskEvent::kAllSucceeded) {
+        t.then_finalize = false;
+      } else if (*event == lifecycle::TaskEvent::kFinalized ||
+                 *event == lifecycle::TaskEvent::kFinalizedFailed) {
+        t.event = lifecycle::TaskEvent::kFinalizedFailed;
+        t.outcome = Outcome::kFailed;
+        t.reason = t.reason.empty() ? why : Cat(why, "; ", t.reason);
+      }
+    }
+  }
   return t;
+}
+
+// One report of a Report call, checked; fields are named with `prefix`
+// ("reports[3]."). A succeeded result the store cannot keep (over
+// kMaxResultBytes, or not JSON) becomes a permanent failure of the slice
+// naming the limit and the size: retrying would make the same result.
+absl::StatusOr<pb::SubtaskReport> CheckReport(const pb::SubtaskReport& r, const std::string& prefix) {
+  if (r.outcome_case() == pb::SubtaskReport::OUTCOME_NOT_SET) {
+    return absl::InvalidArgumentError(Cat(prefix, "outcome: must be set"));
+  }
+  if (r.lease().subtask_index() < 0) {
+    return absl::InvalidArgumentError(Cat(prefix, "lease.subtask_index: must be >= 0"));
+  }
+  if (auto s = ValidateId(r.lease().task_id(), prefix + "lease.task_id"); !s.ok()) return s;
+  pb::SubtaskReport out = r;
+  if (r.failed_error().size() > kMaxMessageBytes) {
+    out.set_failed_error(Cat(r.failed_error().substr(0, kMaxMessageBytes - 64), "... (cut at ",
+                             kMaxMessageBytes, " bytes)"));
+  }
+  if (r.failed_permanently_error().size() > kMaxMessageBytes) {
+    out.set_failed_permanently_error(Cat(r.failed_permanently_error().substr(0, kMaxMessageBytes - 64),
+                                         "... (cut at ", kMaxMessageBytes, " bytes)"));
+  }
+  if (r.has_succeeded_result_json()) {
+    if (r.succeeded_result_json().size() > kMaxResultBytes) {
+      out.set_failed_permanently_error(Cat("the slice's result of ", r.succeeded_result_json().size(),
+                                           " bytes is over the limit of ", kMaxResultBytes,
+                                           " bytes"));
+    } else if (!nlohmann::json::accept(r.succeeded_result_json())) {
+      out.set_failed_permanently_error("the slice's result is not JSON");
+    }
+  }
+  return out;
 }
 
 // A reconciler's wait, checked; fields are named with `prefix`
@@ -712,38 +767,18 @@ struct Services::Impl {
                                      const pb::ReportRequest* req,
                                      pb::ReportResponse* resp) override {
       if (auto s = ValidateId(req->worker_id(), "worker_id"); !s.ok()) return impl_->Refuse(ctx, s);
+      // Each report on its own: a malformed one gets its own status, and a
+      // result the store cannot keep fails its slice for good (below), so
+      // one bad item never refuses the others (issue 19).
+      auto reports = std::make_shared<std::vector<pb::SubtaskReport>>();
+      auto refused = std::make_shared<std::vector<absl::Status>>(req->reports_size());
+      reports->reserve(req->reports_size());
       for (int i = 0; i < req->reports_size(); ++i) {
-        const auto& r = req->reports(i);
-        if (r.outcome_case() == pb::SubtaskReport::OUTCOME_NOT_SET) {
-          return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                        Cat("reports[", i, "].outcome: must be set")));
-        }
-        if (r.lease().subtask_index() < 0) {
-          return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                        Cat("reports[", i, "].lease.subtask_index: must be >= 0")));
-        }
-        if (auto s = ValidateId(r.lease().task_id(), Cat("reports[", i, "].lease.task_id"));
-            !s.ok()) {
-          return impl_->Refuse(ctx, s);
-        }
-        if (r.succeeded_result_json().size() > kMaxResultBytes) {
-          return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                        Cat("reports[", i, "].succeeded_result_json: over ",
-                                            kMaxResultBytes, " bytes")));
-        }
-        if (r.failed_error().size() > kMaxMessageBytes ||
-            r.failed_permanently_error().size() > kMaxMessageBytes) {
-          return impl_->Refuse(
-              ctx, absl::InvalidArgumentError(Cat("reports[", i, "].",
-                                                  r.has_failed_error() ? "failed_error"
-                                                                       : "failed_permanently_error",
-                                                  ": over ", kMaxMessageBytes, " bytes")));
-        }
-        if (r.has_succeeded_result_json()) {
-          if (!nlohmann::json::accept(r.succeeded_result_json())) {
-            return impl_->Refuse(ctx, absl::InvalidArgumentError(
-                                          Cat("reports[", i, "].succeeded_result_json: not JSON")));
-          }
+        auto r = CheckReport(req->reports(i), Cat("reports[", i, "]."));
+        if (!r.ok()) {
+          (*refused)[i] = r.status();
+        } else {
+          reports->push_back(std::move(*r));
         }
       }
       if (req->snapshot_tasks_size() > kMaxSnapshotTasks) {
@@ -760,17 +795,23 @@ struct Services::Impl {
         return impl_->Refuse(ctx, absl::InvalidArgumentError(Cat(
                                       "snapshot_results_up_to: at most ", kMaxWaitResults)));
       }
-      return impl_->Async(ctx, [this, req, resp](auto finish) {
-        std::vector<pb::SubtaskReport> reports(req->reports().begin(), req->reports().end());
+      return impl_->Async(ctx, [this, req, resp, reports, refused](auto finish) {
         store::SnapshotAsk ask{
             .task_ids = {req->snapshot_tasks().begin(), req->snapshot_tasks().end()},
             .results_up_to = req->snapshot_results_up_to()};
         impl_->store->ReportAsync(
-            req->worker_id(), std::move(reports), impl_->clock->NowMs(), std::move(ask),
-            [this, req, resp, finish](absl::StatusOr<store::ReportResult> r) {
+            req->worker_id(), std::move(*reports), impl_->clock->NowMs(), std::move(ask),
+            [this, req, resp, refused, finish](absl::StatusOr<store::ReportResult> r) {
               if (!r.ok()) return finish(r.status());
               impl_->Heard(req->worker_id());
-              for (const auto& s : r->statuses) {
+              size_t next = 0;
+              for (const absl::Status& own : *refused) {
+                absl::Status s = own;
+                if (own.ok()) {
+                  s = next < r->statuses.size() ? r->statuses[next]
+                                                : absl::InternalError("store: missing answer");
+                  ++next;
+                }
                 resp->add_codes(static_cast<int>(s.code()));
                 resp->add_messages(std::string(s.message()));
               }
@@ -834,11 +875,17 @@ struct Services::Impl {
         return impl_->Refuse(ctx, absl::InvalidArgumentError(
                                       Cat("transitions: at most ", kMaxTransitionsPerCall)));
       }
+      // Each item on its own: one that does not parse gets its own status
+      // and the others are written (issue 19: one bad item refused a batch).
       std::vector<store::TaskTransition> ts;
       ts.reserve(req->transitions_size());
+      std::vector<absl::Status> refused(req->transitions_size());
       for (int i = 0; i < req->transitions_size(); ++i) {
         auto t = ParseTransition(req->transitions(i), Cat("transitions[", i, "]."));
-        if (!t.ok()) return impl_->Refuse(ctx, t.status());
+        if (!t.ok()) {
+          refused[i] = t.status();
+          continue;
+        }
         t->lease_ttl_ms = impl_->options.lease_ttl_ms;
         ts.push_back(std::move(*t));
       }
@@ -848,25 +895,43 @@ struct Services::Impl {
       for (const auto& t : ts) {
         notify.emplace_back(t.task_id, t.event == lifecycle::TaskEvent::kPlanned);
       }
-      return impl_->Async(ctx, [this, &ts, &notify, req, resp](auto finish) {
+      return impl_->Async(ctx, [this, &ts, &notify, &refused, req, resp](auto finish) {
         impl_->store->TransitionTasksAsync(
             std::move(ts), impl_->clock->NowMs(),
-            [this, notify = std::move(notify), req, resp,
-             finish](std::vector<absl::StatusOr<store::TransitionResult>> results) {
+            [this, notify = std::move(notify), refused = std::move(refused), req, resp,
+             finish](std::vector<absl::StatusOr<store::TransitionResult>> written) {
+              // Back in request order: the refused items in their places.
+              std::vector<absl::StatusOr<store::TransitionResult>> results;
+              std::vector<size_t> written_at;  // results index -> notify index
+              results.reserve(refused.size());
+              size_t next = 0;
+              for (size_t i = 0; i < refused.size(); ++i) {
+                if (!refused[i].ok()) {
+                  results.emplace_back(refused[i]);
+                  written_at.push_back(SIZE_MAX);
+                } else if (next < written.size()) {
+                  written_at.push_back(next);
+                  results.push_back(std::move(written[next++]));
+                } else {
+                  results.emplace_back(absl::InternalError("store: missing answer"));
+                  written_at.push_back(SIZE_MAX);
+                }
+              }
               for (size_t i = 0; i < results.size(); ++i) {
                 pb::TransitionTaskResult* out = resp->add_results();
                 if (!results[i].ok()) {
                   SetItemStatus(out, results[i].status());
                   continue;
                 }
+                const auto& nt = notify[written_at[i]];
                 store::TransitionResult& r = *results[i];
                 if (!r.subtasks.empty()) {
                   impl_->LeasedAtPlan(req->transitions(static_cast<int>(i)).worker_id(),
                                       r.subtasks.size());
                 }
                 // Acquirers are woken only for subtasks the planner left.
-                impl_->hub->NotifyTask(notify[i].first,
-                                       notify[i].second && r.task.counts().preparing() > 0
+                impl_->hub->NotifyTask(nt.first,
+                                       nt.second && r.task.counts().preparing() > 0
                                            ? NewWork::kSubtasks
                                            : NewWork::kNone);
                 *out->mutable_task() = std::move(r.task);

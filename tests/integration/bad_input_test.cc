@@ -377,13 +377,36 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
   pb::WaitTaskRequest wait_results = wait_unknown;
   wait_results.set_task_id(task_id_);
   wait_results.set_results_up_to(1'000'000);
-  // A batch whose second transition is broken is refused whole: the first,
-  // good on its own, is not applied either.
+  // Batches answer per item (issue 19): the call succeeds, and the case's
+  // answer is the first item that was refused. A broken item is refused on
+  // its own; here the good ones are refused too, for their lease.
   auto transitions = [&](int n, std::function<void(pb::TransitionTasksRequest&)> edit) {
     pb::TransitionTasksRequest r;
     for (int i = 0; i < n; ++i) *r.add_transitions() = transition([](auto&) {});
     edit(r);
     return r;
+  };
+  auto first_refused_transition = [this](pb::TransitionTasksRequest req,
+                                          std::string wanted) -> std::function<grpc::Status()> {
+    return [this, req, wanted] {
+      pb::TransitionTasksResponse resp;
+      grpc::Status s = Call(&pb::WorkerService::Stub::TransitionTasks, workers_.get(), req, &resp);
+      if (!s.ok()) return s;
+      for (const auto& r : resp.results()) {
+        if (r.code() != 0 && r.message().find(wanted) != std::string::npos) {
+          return grpc::Status(static_cast<grpc::StatusCode>(r.code()), r.message());
+        }
+      }
+      return grpc::Status::OK;
+    };
+  };
+  auto report_item = [this](pb::ReportRequest req) -> std::function<grpc::Status()> {
+    return [this, req] {
+      pb::ReportResponse resp;
+      grpc::Status s = Call(&pb::WorkerService::Stub::Report, workers_.get(), req, &resp);
+      if (!s.ok() || resp.codes_size() == 0 || resp.codes(0) == 0) return s;
+      return grpc::Status(static_cast<grpc::StatusCode>(resp.codes(0)), resp.messages(0));
+    };
   };
   pb::ReleaseTaskRequest rel_empty, rel_unknown, rel_not_held;
   rel_unknown.set_worker_id(worker_id_);
@@ -419,27 +442,27 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
        "max_subtasks"},
       {"Acquire max_tasks overflowing", Rpc(&W::Acquire, w, acq_tasks), kInvalid, "max_tasks"},
       {"Acquire unknown worker", Rpc(&W::Acquire, w, acq_unknown), kNotFound, "w-doesnotexist"},
-      {"Report outcome unset",
-       Rpc(&W::Report, w, report([](auto& s) { s.clear_outcome(); })), kInvalid,
-       "reports[0].outcome"},
+      {"Report outcome unset", report_item(report([](auto& s) { s.clear_outcome(); })),
+       kInvalid, "reports[0].outcome"},
       {"Report negative subtask_index",
-       Rpc(&W::Report, w, report([](auto& s) { s.mutable_lease()->set_subtask_index(-1); })),
-       kInvalid, "reports[0].lease.subtask_index"},
+       report_item(report([](auto& s) { s.mutable_lease()->set_subtask_index(-1); })), kInvalid,
+       "reports[0].lease.subtask_index"},
+      // A result the store cannot keep fails the slice for good (it would
+      // be the same on a retry); here the task is not planned, so nothing moves.
       {"Report result not JSON",
-       Rpc(&W::Report, w, report([](auto& s) { s.set_succeeded_result_json("{nope"); })),
-       kInvalid, "reports[0].succeeded_result_json"},
+       report_item(report([](auto& s) { s.set_succeeded_result_json("{nope"); })), kNotFound,
+       "not found"},
       {"Report result over the size limit",
-       Rpc(&W::Report, w,
-           report([](auto& s) {
-             s.set_succeeded_result_json("\"" + std::string(2 << 20, 'x') + "\"");
-           })),
-       kInvalid, "reports[0].succeeded_result_json"},
+       report_item(report([](auto& s) {
+         s.set_succeeded_result_json("\"" + std::string(2 << 20, 'x') + "\"");
+       })),
+       kNotFound, "not found"},
       {"Report error too long",
-       Rpc(&W::Report, w, report([](auto& s) { s.set_failed_error(std::string(1 << 20, 'e')); })),
-       kInvalid, "reports[0].failed_error"},
+       report_item(report([](auto& s) { s.set_failed_error(std::string(1 << 20, 'e')); })),
+       kNotFound, "not found"},
       {"Report task_id with bad characters",
-       Rpc(&W::Report, w, report([](auto& s) { s.mutable_lease()->set_task_id("a b"); })),
-       kInvalid, "reports[0].lease.task_id"},
+       report_item(report([](auto& s) { s.mutable_lease()->set_task_id("a b"); })), kInvalid,
+       "reports[0].lease.task_id"},
       {"TransitionTask unknown event",
        Rpc(&W::TransitionTask, w, transition([](auto& r) { r.set_event("Exploded"); })), kInvalid,
        "event"},
@@ -447,13 +470,15 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
        Rpc(&W::TransitionTask, w,
            transition([](auto& r) { r.set_outcome(static_cast<pb::Outcome>(42)); })),
        kInvalid, "outcome"},
+      // A result the store cannot keep turns the end into FinalizedFailed;
+      // here the lease is not held, so nothing moves.
       {"TransitionTask result not JSON",
        Rpc(&W::TransitionTask, w,
            transition([](auto& r) {
              r.set_event("Finalized");
              r.set_result_json("{nope");
            })),
-       kInvalid, "result_json"},
+       precondition, "lease"},
       {"TransitionTask then_finalize with Planned",
        Rpc(&W::TransitionTask, w, transition([](auto& r) { r.set_then_finalize(true); })),
        kInvalid, "then_finalize"},
@@ -466,16 +491,19 @@ TEST_F(BadInputTest, WorkerCallsRefuseBrokenFieldsAndUnknownIds) {
       {"TransitionTask lease not held", Rpc(&W::TransitionTask, w, transition([](auto&) {})),
        precondition, "lease"},
       {"TransitionTasks unknown event in the second",
-       Rpc(&W::TransitionTasks, w,
-           transitions(2, [](auto& r) { r.mutable_transitions(1)->set_event("Exploded"); })),
+       first_refused_transition(
+           transitions(2, [](auto& r) { r.mutable_transitions(1)->set_event("Exploded"); }),
+           "transitions[1]."),
        kInvalid, "transitions[1].event"},
       {"TransitionTasks worker_id empty",
-       Rpc(&W::TransitionTasks, w,
-           transitions(1, [](auto& r) { r.mutable_transitions(0)->clear_worker_id(); })),
+       first_refused_transition(
+           transitions(1, [](auto& r) { r.mutable_transitions(0)->clear_worker_id(); }),
+           "transitions[0]."),
        kInvalid, "transitions[0].worker_id"},
       {"TransitionTasks then_finalize with Planned",
-       Rpc(&W::TransitionTasks, w,
-           transitions(3, [](auto& r) { r.mutable_transitions(2)->set_then_finalize(true); })),
+       first_refused_transition(
+           transitions(3, [](auto& r) { r.mutable_transitions(2)->set_then_finalize(true); }),
+           "transitions[2]."),
        kInvalid, "transitions[2].then_finalize"},
       {"TransitionTasks too many", Rpc(&W::TransitionTasks, w, transitions(1001, [](auto&) {})),
        kInvalid, "transitions: at most 1000"},

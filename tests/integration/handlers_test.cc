@@ -145,6 +145,56 @@ TEST_F(HandlersTest, ExecRunsAnAllowlistedScriptPerSlice) {
   EXPECT_EQ(task["result"], json({{"results", want}})) << task.dump();
 }
 
+// This test verifies the result size limit of a slice (issue 19): a slice
+// whose result is over 1 MiB fails for good on its first attempt (no retry
+// loop), with an error that names the size and the limit, and the task ends.
+TEST_F(HandlersTest, ASliceResultOverTheLimitFailsTheSliceForGood) {
+  const std::string script = Script(
+      "big.sh",
+      "if [ \"$ORCHARD_SUBTASK_INDEX\" = 1 ]; then n=1500000; else n=10; fi\n"
+      "printf '{\"pad\": \"'; head -c $n /dev/zero | tr '\\0' x; printf '\"}\\n'\n");
+  const std::string config =
+      Config({{"big", {{"argv", {script}}, {"max_stdout_bytes", 4 << 20}}}});
+  StartServer();
+  StartWorker("a", 2, {"--config", config});
+  const json submitted = Submit({"--kind", "exec", "--range", "0:3", "--subtasks", "3",
+                                 "--max-attempts", "3", "--params", R"({"program": "big"})"});
+  const std::string id = Str(submitted, "id");
+  const json task = WaitTaskEnded(id, 60s);
+  EXPECT_EQ(Str(task, "state"), "Error") << TaskSummary(task);
+  EXPECT_NE(Str(task, "reason").find("over the limit of 1048576 bytes"), std::string::npos)
+      << TaskSummary(task);
+  const json slice = SubtaskAt(Subtasks(id), 1);
+  EXPECT_EQ(Str(slice, "state"), "Error") << slice.dump();
+  EXPECT_EQ(slice["attempt"], 1) << slice.dump();  // not retried
+  EXPECT_NE(Str(slice, "error").find("result of 15000"), std::string::npos) << slice.dump();
+}
+
+// This test verifies the result size limit of a task (issue 19): 40 slices
+// of 60 KB each succeed, their reduced result (2.4 MB) is over the limit, and
+// the task ends Error/FAILED with a reason naming the limit, instead of
+// staying Running while the worker retries the final write for ever; a
+// normal task on the same worker meanwhile ends SUCCEEDED.
+TEST_F(HandlersTest, AReducedResultOverTheLimitFailsTheTask) {
+  const std::string script = Script(
+      "wide.sh", "printf '{\"pad\": \"'; head -c 60000 /dev/zero | tr '\\0' x; printf '\"}\\n'\n");
+  const std::string config = Config({{"wide", {{"argv", {script}}}}});
+  StartServer();
+  StartWorker("a", 4, {"--config", config});
+  const json big = Submit({"--kind", "exec", "--range", "0:40", "--subtasks", "40", "--params",
+                           R"({"program": "wide"})"});
+  const json sum = Submit({"--kind", "sum", "--range", "0:1000", "--subtasks", "10"});
+  const json task = WaitTaskEnded(Str(big, "id"), 60s);
+  EXPECT_EQ(Str(task, "state"), "Error") << TaskSummary(task);
+  EXPECT_EQ(Str(task, "outcome"), "FAILED") << TaskSummary(task);
+  EXPECT_NE(Str(task, "reason").find("over the limit of 1048576 bytes"), std::string::npos)
+      << TaskSummary(task);
+  EXPECT_EQ(task["subtasks"]["succeeded"], 40) << TaskSummary(task);
+  const json other = WaitTaskEnded(Str(sum, "id"), 60s);
+  EXPECT_EQ(Str(other, "outcome"), "SUCCEEDED") << TaskSummary(other);
+  EXPECT_EQ(other["result"]["sum"], 499500) << other.dump();
+}
+
 // This test verifies that a program that is not on the worker's allowlist is
 // refused when the task is planned: the task ends in Error with a reason that
 // names params.program and the program, and nothing ran.
