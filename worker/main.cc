@@ -1,7 +1,11 @@
 // orchard-worker: parses flags, registers the built-in handlers and runs the
 // daemon. No logic of its own.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+
+#include <spdlog/spdlog.h>
 
 #include "common/log.h"
 #include "common/process.h"
@@ -56,6 +60,14 @@ int main(int argc, char** argv) {
       registry.Add("exec", std::make_unique<orchard::worker::ExecHandler>(std::move(*exec)));
     }
   }
-  orchard::worker::Daemon daemon(options, &registry);
-  return daemon.Run();
+  // The daemon is never destroyed: its destructor joins the handler
+  // threads, and a handler stuck in a call that ignores its stop token (a
+  // read of a hung mount, say) would keep a drained worker from exiting.
+  // Run() returns once the drain is over (or its timeout passed); what is
+  // left to a stuck thread is lost with the process, as its lease expires.
+  auto* daemon = new orchard::worker::Daemon(options, &registry);
+  const int code = daemon->Run();
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  std::_Exit(code);
 }

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "common/split.h"
 #include "common/strcat.h"
+#include "common/util.h"
 #include "worker/handlers/csv_reader.h"
 #include "worker/handlers/number.h"
 #include "worker/handlers/subprocess.h"
@@ -165,7 +166,11 @@ absl::StatusOr<Params> ParseParams(const json& j, std::unique_ptr<Fd>* file, uin
     p.output = j["output"].get<std::string>();
   }
 
-  int fd = open(p.path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for
+  // a writer: it would hold the worker's control thread for good (issue 19).
+  // fstat then refuses anything but a regular file, where the flag has no
+  // effect on reads.
+  int fd = open(p.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return Invalid("path", Cat("cannot open ", p.path, ": ", strerror(errno)));
   *file = std::make_unique<Fd>(fd);
   struct stat st {};
@@ -447,16 +452,24 @@ absl::Status WriteOutput(const std::string& path, const json& columns, const jso
   };
   line(columns);
   for (const auto& r : rows) line(r);
-  const std::string tmp = path + ".tmp";
-  FILE* f = fopen(tmp.c_str(), "wb");
+  // A fresh temp file of our own in the target's directory: O_EXCL and
+  // O_NOFOLLOW, so a file or symlink planted at the name is never followed
+  // or written through, and O_NONBLOCK so nothing waits on a FIFO.
+  const std::string tmp = Cat(path, ".tmp-", NewId("o-"));
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+                0644);
+  FILE* f = fd < 0 ? nullptr : fdopen(fd, "wb");
   if (f == nullptr) {
+    if (fd >= 0) close(fd);
     return absl::FailedPreconditionError(Cat("params.output: cannot write ", tmp, ": ", strerror(errno)));
   }
   bool ok = fwrite(text.data(), 1, text.size(), f) == text.size();
   ok = (fflush(f) == 0) && ok && fsync(fileno(f)) == 0;
   ok = (fclose(f) == 0) && ok;
   if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::FailedPreconditionError(Cat("params.output: cannot write ", path, ": ", strerror(errno)));
+    const int err = errno;
+    unlink(tmp.c_str());
+    return absl::FailedPreconditionError(Cat("params.output: cannot write ", path, ": ", strerror(err)));
   }
   return absl::OkStatus();
 }
