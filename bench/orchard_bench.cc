@@ -6,7 +6,7 @@
 //
 // --quick shrinks every workload to seconds (CI runs it as a smoke test that
 // the benchmark works and its results are exact; its figures mean nothing).
-// Workloads: limit, throughput, latency, fanout, many, idle.
+// Workloads: limit, throughput, latency, fanout, many, idle; bigcancel only when named.
 //
 // Single-threaded except the `many` workload's client threads.
 #include <arpa/inet.h>
@@ -512,6 +512,132 @@ void RunFanout(const Options& o) {
         {"subtasks_page_max_ms", Percentile(page_ms, 100)}, {"samples", get_ms.size()}});
 }
 
+// bigcancel (issue 19): one task of 2,000,000 `sleep` subtasks, 2 of them
+// running, is cancelled while one client submits a small task every 50 ms
+// and one (fake) worker heartbeats every 100 ms; prints their latencies
+// during the cancel, the time from the cancel to Terminated, and the
+// server's peak RSS. Runs only when named (--only bigcancel).
+void RunBigCancel(const Options& o) {
+  const uint64_t n = o.quick ? 50'000 : 2'000'000;
+  Cluster c(o, "bigcancel", 1, 2);
+  Progress("bigcancel: planning one task of " + std::to_string(n) + " sleep subtasks");
+  pb::SubmitRequest big;
+  big.mutable_spec()->set_kind("sleep");
+  big.mutable_spec()->set_begin(0);
+  big.mutable_spec()->set_end(n);
+  big.mutable_spec()->mutable_split()->set_subtasks(n);
+  big.mutable_spec()->set_params_json(R"({"ms": 600000})");
+  pb::SubmitResponse submitted;
+  {
+    grpc::ClientContext ctx;
+    if (!c.stub()->Submit(&ctx, big, &submitted).ok()) Die("bigcancel: submit");
+  }
+  const std::string id = submitted.task().id();
+  const auto plan_start = SteadyClock::now();
+  for (;;) {
+    pb::Task t = c.Get(id);
+    if (t.state() == pb::RUNNING && t.counts().running() > 0) break;
+    if (MsSince(plan_start) > 120'000) Die("bigcancel: the task did not start running");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double plan_s = MsSince(plan_start) / 1000.0;
+
+  // The fake worker: registered, heartbeating, asking for nothing.
+  auto workers = pb::WorkerService::NewStub(c.channel());
+  std::string fake_id;
+  {
+    pb::RegisterRequest reg;
+    reg.set_name("bench-heartbeats");
+    reg.add_kinds("bench-none");
+    reg.set_slots(1);
+    pb::RegisterResponse resp;
+    grpc::ClientContext ctx;
+    if (!workers->Register(&ctx, reg, &resp).ok()) Die("bigcancel: register");
+    fake_id = resp.worker_id();
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<bool> cancelling{false};
+  std::mutex mu;
+  std::vector<double> submit_ms, heartbeat_ms;
+  int submit_errors = 0, heartbeat_errors = 0;
+  std::thread submitter([&] {
+    auto stub = pb::TaskService::NewStub(c.channel());
+    while (!stop) {
+      pb::SubmitRequest req;
+      req.mutable_spec()->set_kind("noop");
+      req.mutable_spec()->set_begin(0);
+      req.mutable_spec()->set_end(1);
+      req.mutable_spec()->mutable_split()->set_subtasks(1);
+      pb::SubmitResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      auto t0 = SteadyClock::now();
+      const bool ok = stub->Submit(&ctx, req, &resp).ok();
+      const double ms = MsSince(t0);
+      {
+        std::lock_guard lock(mu);
+        if (!ok) ++submit_errors;
+        if (cancelling) submit_ms.push_back(ms);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  std::thread heartbeater([&] {
+    while (!stop) {
+      pb::HeartbeatRequest req;
+      req.set_worker_id(fake_id);
+      pb::HeartbeatResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      auto t0 = SteadyClock::now();
+      const bool ok = workers->Heartbeat(&ctx, req, &resp).ok();
+      const double ms = MsSince(t0);
+      {
+        std::lock_guard lock(mu);
+        if (!ok) ++heartbeat_errors;
+        if (cancelling) heartbeat_ms.push_back(ms);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Progress("bigcancel: cancelling");
+  cancelling = true;
+  const auto cancel_start = SteadyClock::now();
+  {
+    pb::CancelTaskRequest req;
+    req.set_id(id);
+    req.set_reason("bigcancel");
+    pb::Task t;
+    grpc::ClientContext ctx;
+    if (!c.stub()->CancelTask(&ctx, req, &t).ok()) Die("bigcancel: cancel");
+  }
+  pb::Task end = c.WaitTerminal(id, [](const pb::Task&) {});
+  const double cancel_s = MsSince(cancel_start) / 1000.0;
+  cancelling = false;
+  stop = true;
+  submitter.join();
+  heartbeater.join();
+  if (end.state() != pb::TERMINATED || end.outcome() != pb::CANCELLED) {
+    Die("bigcancel: the task ended " + std::to_string(end.state()) + "/" +
+        std::to_string(end.outcome()) + ", not Terminated/CANCELLED");
+  }
+  if (end.counts().cancelled() != n) {
+    Die("bigcancel: " + std::to_string(end.counts().cancelled()) + " of " + std::to_string(n) +
+        " subtasks cancelled");
+  }
+  std::lock_guard lock(mu);
+  Emit({{"workload", "bigcancel"}, {"subtasks", n}, {"plan_s", plan_s},
+        {"cancel_to_terminated_s", cancel_s},
+        {"submit_p50_ms", Percentile(submit_ms, 50)}, {"submit_p99_ms", Percentile(submit_ms, 99)},
+        {"submit_max_ms", Percentile(submit_ms, 100)}, {"submits", submit_ms.size()},
+        {"heartbeat_p50_ms", Percentile(heartbeat_ms, 50)},
+        {"heartbeat_p99_ms", Percentile(heartbeat_ms, 99)},
+        {"heartbeat_max_ms", Percentile(heartbeat_ms, 100)}, {"heartbeats", heartbeat_ms.size()},
+        {"errors", submit_errors + heartbeat_errors},
+        {"server_peak_rss_kb", PeakRssKb(c.server().pid)}});
+}
+
 void RunMany(const Options& o) {
   int total = o.quick ? 400 : 10'000;
   const int clients = 8;
@@ -683,8 +809,8 @@ int main(int argc, char** argv) {
   Options o;
   o.bin = fs::path(argv[0]).parent_path().parent_path();
   o.dir = fs::temp_directory_path() / ("orchard-bench-" + std::to_string(getpid()));
-  const std::set<std::string> workloads = {"limit", "throughput", "latency",
-                                            "fanout", "many",  "idle"};
+  const std::set<std::string> workloads = {"limit", "throughput", "latency", "fanout",
+                                            "many",  "idle",       "bigcancel"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -696,7 +822,7 @@ int main(int argc, char** argv) {
         if (workloads.count(w) == 0) {
           fprintf(stderr,
                   "orchard-bench: error: --only: unknown workload '%s' (limit, throughput, "
-                  "latency, fanout, many, idle)\n",
+                  "latency, fanout, many, idle, bigcancel)\n",
                   w.c_str());
           return 2;
         }
@@ -714,7 +840,7 @@ int main(int argc, char** argv) {
     } else if (a == "--dir" && i + 1 < argc) {
       o.dir = argv[++i];
     } else if (a == "--help" || a == "-h") {
-      printf("orchard-bench [--quick] [--only limit,throughput,latency,fanout,many,idle] "
+      printf("orchard-bench [--quick] [--only limit,throughput,latency,fanout,many,idle,bigcancel] "
              "[--sync normal|full] [--bin BUILD_DIR] [--dir WORK_DIR]\n"
              "Starts its own server and workers, runs each workload, checks results are "
              "exact and prints JSON lines.\n");
@@ -735,6 +861,8 @@ int main(int argc, char** argv) {
   if (want("fanout")) RunFanout(o);
   if (want("many")) RunMany(o);
   if (want("idle")) RunIdle(o);
+  // Not in the default run (it plans 2,000,000 subtasks): only when named.
+  if (o.only.count("bigcancel") > 0) RunBigCancel(o);
   // ORCHARD_BENCH_KEEP=1 keeps the servers' and workers' logs and databases.
   if (getenv("ORCHARD_BENCH_KEEP") == nullptr) fs::remove_all(o.dir);
   Progress("done");

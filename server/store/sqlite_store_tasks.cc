@@ -544,6 +544,14 @@ absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,
                                                      const std::string& reason, int64_t now_ms,
                                                      const std::string& actor_name) {
   using lifecycle::SubtaskEvent;
+  // In bounded steps: each write stops at most kStopBatch waiting subtasks,
+  // and the next write waits its turn behind what others queued meanwhile,
+  // so cancelling a task of millions of subtasks never holds the writer for
+  // long (submits, heartbeats and leases interleave) and no write's
+  // transaction grows with the task (issue 19). The running ones are told
+  // to stop in the first step. Each step is idempotent on its own.
+  StopResult total;
+  for (bool first = true;; first = false) {
   StopResult out;
   STORE_RETURN_IF_ERROR(Write([&](WriteCtx& ctx) -> absl::Status {
     out = StopResult{};
@@ -576,19 +584,25 @@ absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,
             db.Prepare("INSERT INTO history(task_id, subtask_index, from_state, to_state, event, "
                        "reason, actor, time_ms, version, attempt) SELECT task_id, idx, 1, ?2, ?3, "
                        "?4, ?5, ?6, version + 1, attempt FROM subtasks INDEXED BY "
-                       "subtasks_runnable WHERE task_id = ?1 AND state = 1"));
+                       "subtasks_runnable WHERE task_id = ?1 AND state = 1 LIMIT ?7"));
         q->BindText(1, task.id);
         q->BindInt(2, static_cast<int>(edge.to));
         q->BindText(3, lifecycle::SubtaskEventName(SubtaskEvent::kCancelRequested));
         q->BindText(4, why);
         q->BindText(5, actor);
         q->BindInt(6, now_ms);
+        q->BindInt(7, kStopBatch);
         STORE_RETURN_IF_ERROR(q->Run());
       }
+      // The same rows as the history rows above: the same index walk, in
+      // the same transaction, with the same limit.
       STORE_ASSIGN_OR_RETURN(
-          Query q, db.Prepare("UPDATE subtasks INDEXED BY subtasks_runnable SET state = ?2, "
+          Query q, db.Prepare("UPDATE subtasks SET state = ?2, "
                               "outcome = ?3, version = version + 1, update_time_ms = ?4 "
-                              "WHERE task_id = ?1 AND state = 1"));
+                              "WHERE task_id = ?1 AND state = 1 AND idx IN (SELECT idx FROM "
+                              "subtasks INDEXED BY subtasks_runnable WHERE task_id = ?1 AND "
+                              "state = 1 LIMIT ?5)"));
+      q->BindInt(5, kStopBatch);
       q->BindText(1, task.id);
       q->BindInt(2, static_cast<int>(edge.to));
       q->BindInt(3, static_cast<int>(edge.outcome));
@@ -603,6 +617,7 @@ absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,
     }
 
     // Running subtasks: the worker is told to stop (heartbeat's stop list).
+    if (!first) return sqlite::ApplyDeltas(db, sqlite::TaskDeltas{{task.id, delta}}, ctx.revision);
     static const std::string kActive =
         Cat("SELECT ", sqlite::kSubtaskColumns,
             " FROM subtasks INDEXED BY subtasks_leased WHERE state IN (2, 3) AND task_id = ?1");
@@ -627,7 +642,10 @@ absl::StatusOr<StopResult> SqliteStore::StopSubtasks(const std::string& task_id,
     }
     return sqlite::ApplyDeltas(db, sqlite::TaskDeltas{{task.id, delta}}, ctx.revision);
   }));
-  return out;
+  total.stopped += out.stopped;
+  total.terminating += out.terminating;
+  if (out.stopped < kStopBatch) return total;
+  }
 }
 
 }  // namespace orchard::store

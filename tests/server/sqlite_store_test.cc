@@ -895,6 +895,32 @@ TEST_F(SqliteStore, LeaseExpiryWithoutAttemptsLeftGoesToError) {
 // This test verifies that StopSubtasks cancels waiting subtasks and asks the
 // running ones to stop, that Finalized is refused until they stopped, and
 // that both are refused outside Terminating.
+// This test verifies that stopping more waiting subtasks than one step
+// takes (kStopBatch) stops every one, in several writes, with exactly one
+// history row each and the counters right, and that other writes go through
+// between the steps (a submit made meanwhile is not held until the end).
+TEST_F(SqliteStore, StopSubtasksOfABigTaskRunsInBoundedSteps) {
+  const uint64_t n = 2 * orchard::store::SqliteStore::kStopBatch + 5;
+  pb::Task t = Start(Spec("sum", 0, n, n));
+  Ok(Transition(t.id(), TaskEvent::kCancelRequested, kNow, "user asked"));
+  const int64_t revision_before = Count("SELECT value FROM meta WHERE key = 'revision'");
+  auto r = Ok(store().StopSubtasks(t.id(), "", 0, "cancel", kNow));
+  EXPECT_EQ(r.stopped, n);
+  EXPECT_EQ(Count("SELECT count(*) FROM subtasks WHERE state = 1"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM history WHERE event = 'CancelRequested' AND "
+                  "subtask_index >= 0"),
+            static_cast<int64_t>(n));
+  EXPECT_EQ(Count("SELECT count(DISTINCT subtask_index) FROM history WHERE event = "
+                  "'CancelRequested' AND subtask_index >= 0"),
+            static_cast<int64_t>(n));
+  // Three steps, each its own commit (each bumps the global revision).
+  EXPECT_GE(Count("SELECT value FROM meta WHERE key = 'revision'") - revision_before, 3);
+  pb::Task after = Ok(store().GetTask(t.id()));
+  EXPECT_EQ(after.counts().preparing(), 0u);
+  EXPECT_EQ(after.counts().cancelled(), n);
+  EXPECT_EQ(after.counts().terminated(), n);
+}
+
 TEST_F(SqliteStore, StopSubtasksAndTheFinalizeGuard) {
   pb::Task t = Start(Spec("sum", 0, 40, 4));
   std::string w = Worker({"sum"});
