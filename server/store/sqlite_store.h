@@ -80,7 +80,7 @@ class SqliteStore final : public Store {
   // results to send is left to the caller (it would hold up the commit).
   static constexpr size_t kWriterSnapshots = 64;
   // Waiting subtasks StopSubtasks moves per write (see there).
-  static constexpr uint64_t kStopBatch = 10'000;
+  static constexpr uint64_t kStopBatch = 2'000;
   static constexpr uint32_t kWriterSnapshotResults = 64;
   void ReportAsync(std::string worker_id, std::vector<pb::SubtaskReport> reports, int64_t now_ms,
                    SnapshotAsk ask, Done<absl::StatusOr<ReportResult>> done) override;
