@@ -175,6 +175,7 @@ json TaskToJson(const v1::Task& t) {
   j["started"] = TimeOrNull(t.start_time_ms());
   j["finished"] = TimeOrNull(t.finish_time_ms());
   j["reconciler"] = t.reconciler();
+  j["reconciler_name"] = t.reconciler_name();
   return j;
 }
 
@@ -189,6 +190,7 @@ json SubtaskToJson(const v1::Subtask& s) {
   j["attempt"] = s.attempt();
   j["epoch"] = s.epoch();
   j["worker"] = s.worker();
+  j["worker_name"] = s.worker_name();
   j["progress"] = s.progress();
   j["result"] = ParseJsonOrNull(s.result_json());
   j["error"] = s.error();
@@ -207,6 +209,7 @@ json HistoryToJson(const v1::HistoryEntry& e) {
   j["event"] = e.event();
   j["reason"] = e.reason();
   j["actor"] = e.actor();
+  j["actor_name"] = e.actor_name();
   j["time"] = TimeOrNull(e.time_ms());
   j["version"] = e.version();
   j["attempt"] = e.attempt();
@@ -229,6 +232,18 @@ json WorkerToJson(const v1::WorkerInfo& w) {
 }
 
 // -------------------------------------------------------------------- text
+
+namespace {
+
+// "node-1 (w-1m8y...)" when the id has a name, the id alone otherwise, "-"
+// for none: people know their workers by name, scripts by id.
+std::string WorkerText(const std::string& id, const std::string& name) {
+  if (id.empty()) return "-";
+  if (name.empty() || name == id) return id;
+  return Cat(name, " (", id, ")");
+}
+
+}  // namespace
 
 std::string TaskText(const v1::Task& t, int64_t now_ms) {
   const v1::TaskSpec& spec = t.spec();
@@ -278,7 +293,7 @@ std::string TaskText(const v1::Task& t, int64_t now_ms) {
   add("Finished:", TimeText(t.finish_time_ms(), now_ms));
   add("Updated:", TimeText(t.update_time_ms(), now_ms));
   add("Version:", Cat(t.version(), " (revision ", t.revision(), ", generation ", t.generation(), ")"));
-  add("Reconciler:", t.reconciler().empty() ? std::string("-") : t.reconciler());
+  add("Reconciler:", WorkerText(t.reconciler(), t.reconciler_name()));
   if (!t.result_json().empty()) {
     const bool partial = t.outcome() == v1::FAILED || t.outcome() == v1::CANCELLED;
     add(partial ? "Result (partial):" : "Result:", JsonCompact(t.result_json(), "null"));
@@ -307,7 +322,7 @@ std::string SubtaskTable(const std::vector<v1::Subtask>& subtasks) {
     if (s.outcome() != v1::OUTCOME_UNSPECIFIED) state += Cat("/", OutcomeText(s.outcome()));
     std::string detail = !s.error().empty() ? s.error() : JsonCompact(s.result_json(), "");
     rows.push_back({Cat(s.index()), Cat("[", s.begin(), ", ", s.end(), ")"), state,
-                    Cat(s.attempt()), Cat(s.epoch()), s.worker().empty() ? "-" : s.worker(),
+                    Cat(s.attempt()), Cat(s.epoch()), WorkerText(s.worker(), s.worker_name()),
                     Cat(s.progress(), "/", s.end() - s.begin()), detail});
   }
   return FormatTable({"INDEX", "RANGE", "STATE", "ATTEMPT", "EPOCH", "WORKER", "PROGRESS",
@@ -324,7 +339,7 @@ std::string HistoryText(const std::vector<v1::HistoryEntry>& entries) {
                     ObjectText(e.subtask_index()),
                     Cat(from.empty() ? std::string("(new)") : from, " -> ", StateText(e.to())),
                     e.event(), e.reason().empty() ? std::string("-") : e.reason(),
-                    e.actor().empty() ? std::string("-") : e.actor()});
+                    WorkerText(e.actor(), e.actor_name())});
   }
   return FormatTable({"TIME", "OBJECT", "TRANSITION", "EVENT", "REASON", "ACTOR"}, rows);
 }

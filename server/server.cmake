@@ -4,7 +4,8 @@ add_library(orchard_server_lib STATIC
   ${CMAKE_CURRENT_LIST_DIR}/janitor.cc
   ${CMAKE_CURRENT_LIST_DIR}/service.cc
   ${CMAKE_CURRENT_LIST_DIR}/sweeper.cc
-  ${CMAKE_CURRENT_LIST_DIR}/waiting.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/waiting.cc
+  ${CMAKE_CURRENT_LIST_DIR}/worker_names.cc)
 target_link_libraries(orchard_server_lib PUBLIC orchard_store orchard_common orchard_proto
   Boost::headers gRPC::grpc++)
 include(${CMAKE_CURRENT_LIST_DIR}/http/http.cmake)

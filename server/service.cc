@@ -26,6 +26,7 @@
 #include "common/strcat.h"
 #include "server/validate.h"
 #include "server/waiting.h"
+#include "server/worker_names.h"
 
 namespace orchard::server {
 
@@ -193,6 +194,8 @@ struct Services::Impl {
 
   // Why a task waits (the reason `get` and `watch` show).
   WaitExplainer waiting{store, clock, options.lease_ttl_ms};
+  // Worker names beside their ids, for people (history, reconciler, worker).
+  WorkerNames names{store, clock};
 
   // When each worker was last heard from (register, heartbeat, acquire,
   // report), in this process's memory only. A long poll parked before its
@@ -268,7 +271,10 @@ struct Services::Impl {
     return reactor;
   }
 
-  void Annotate(pb::Task& task) { waiting.Annotate(task); }
+  void Annotate(pb::Task& task) {
+    waiting.Annotate(task);
+    names.Fill(task);
+  }
 
   // One look at the task a reconciler waits on (WaitTask, WaitTasks). True
   // when the wait is over: `resp` or `status` is its answer. Otherwise
@@ -439,7 +445,10 @@ struct Services::Impl {
       return impl_->Unary(ctx, [this, f = std::move(f), resp]() -> absl::Status {
         auto page = impl_->store->ListSubtasks(f);
         if (!page.ok()) return page.status();
-        for (auto& s : page->subtasks) *resp->add_subtasks() = std::move(s);
+        for (auto& s : page->subtasks) {
+          impl_->names.Fill(s);
+          *resp->add_subtasks() = std::move(s);
+        }
         resp->set_next_page_token(page->next_page_token);
         return absl::OkStatus();
       });
@@ -466,7 +475,10 @@ struct Services::Impl {
         if (auto t = impl_->store->GetTask(f.task_id); !t.ok()) return t.status();
         auto page = impl_->store->GetHistory(f);
         if (!page.ok()) return page.status();
-        for (auto& e : page->entries) *resp->add_entries() = std::move(e);
+        for (auto& e : page->entries) {
+          impl_->names.Fill(e);
+          *resp->add_entries() = std::move(e);
+        }
         resp->set_next_page_token(page->next_page_token);
         return absl::OkStatus();
       });

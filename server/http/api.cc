@@ -96,7 +96,8 @@ std::string Param(const HttpRequest& req, const std::string& name) {
     if (!api_s_.ok()) return JsonError(api_s_); \
   } while (0)
 
-HttpResponse ListTasks(store::Store& store, WaitExplainer& waiting, const HttpRequest& req) {
+HttpResponse ListTasks(store::Store& store, WaitExplainer& waiting, WorkerNames& names,
+                       const HttpRequest& req) {
   API_RETURN_IF_ERROR(CheckParams(req, {"state", "kind", "limit", "page_token"}));
   store::TaskFilter f;
   API_ASSIGN_OR_RETURN(f.states, StatesParam(req));
@@ -107,27 +108,33 @@ HttpResponse ListTasks(store::Store& store, WaitExplainer& waiting, const HttpRe
   json tasks = json::array();
   for (auto& t : page.tasks) {
     waiting.Annotate(t);
+    names.Fill(t);
     tasks.push_back(cli::TaskToJson(t));
   }
   return Json({{"tasks", std::move(tasks)}, {"next_page_token", page.next_page_token}});
 }
 
-HttpResponse GetTask(store::Store& store, WaitExplainer& waiting, const std::string& id,
-                     const HttpRequest& req) {
+HttpResponse GetTask(store::Store& store, WaitExplainer& waiting, WorkerNames& names,
+                     const std::string& id, const HttpRequest& req) {
   API_RETURN_IF_ERROR(CheckParams(req, {}));
   API_ASSIGN_OR_RETURN(orchard::v1::Task task, store.GetTask(id));
   waiting.Annotate(task);
+  names.Fill(task);
   store::HistoryFilter h;
   h.task_id = id;
   h.subtask_index = -1;
   h.page_size = 1000;
   API_ASSIGN_OR_RETURN(store::HistoryPage page, store.GetHistory(h));
   json history = json::array();
-  for (const auto& e : page.entries) history.push_back(cli::HistoryToJson(e));
+  for (auto& e : page.entries) {
+    names.Fill(e);
+    history.push_back(cli::HistoryToJson(e));
+  }
   return Json({{"task", cli::TaskToJson(task)}, {"history", std::move(history)}});
 }
 
-HttpResponse ListSubtasks(store::Store& store, const std::string& id, const HttpRequest& req) {
+HttpResponse ListSubtasks(store::Store& store, WorkerNames& names, const std::string& id,
+                          const HttpRequest& req) {
   API_RETURN_IF_ERROR(CheckParams(req, {"state", "limit", "page_token", "cells"}));
   store::SubtaskFilter f;
   f.task_id = id;
@@ -140,7 +147,10 @@ HttpResponse ListSubtasks(store::Store& store, const std::string& id, const Http
   std::string next;
   if (limit > 0) {
     API_ASSIGN_OR_RETURN(store::SubtaskPage page, store.ListSubtasks(f));
-    for (const auto& s : page.subtasks) subtasks.push_back(cli::SubtaskToJson(s));
+    for (auto& s : page.subtasks) {
+      names.Fill(s);
+      subtasks.push_back(cli::SubtaskToJson(s));
+    }
     next = page.next_page_token;
   }
   API_ASSIGN_OR_RETURN(store::SubtaskGrid grid, store.GetSubtaskGrid(id, cells));
@@ -161,7 +171,8 @@ HttpResponse ListSubtasks(store::Store& store, const std::string& id, const Http
                  {"cells", std::move(rows)}}}});
 }
 
-HttpResponse ListErrors(store::Store& store, const std::string& id, const HttpRequest& req) {
+HttpResponse ListErrors(store::Store& store, WorkerNames& names, const std::string& id,
+                        const HttpRequest& req) {
   API_RETURN_IF_ERROR(CheckParams(req, {"limit", "page_token"}));
   store::SubtaskFilter f;
   f.task_id = id;
@@ -170,13 +181,15 @@ HttpResponse ListErrors(store::Store& store, const std::string& id, const HttpRe
   f.failed_only = true;
   API_ASSIGN_OR_RETURN(store::SubtaskPage page, store.ListSubtasks(f));
   json errors = json::array();
-  for (const auto& s : page.subtasks) {
+  for (auto& s : page.subtasks) {
+    names.Fill(s);
     json full = cli::SubtaskToJson(s);
     errors.push_back({{"index", full["index"]},
                       {"state", full["state"]},
                       {"attempt", full["attempt"]},
                       {"error", full["error"]},
                       {"worker", full["worker"]},
+                      {"worker_name", full["worker_name"]},
                       {"updated", full["updated"]}});
   }
   return Json({{"errors", std::move(errors)}, {"next_page_token", page.next_page_token}});
@@ -209,7 +222,8 @@ HttpResponse JsonError(const absl::Status& status) {
 }
 
 HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_window_ms,
-                       WaitExplainer& waiting, const HttpRequest& req, std::string& handler) {
+                       WaitExplainer& waiting, WorkerNames& names, const HttpRequest& req,
+                       std::string& handler) {
   constexpr std::string_view kPrefix = "/api/v1/";
   std::string_view rest = std::string_view(req.path).substr(kPrefix.size());
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
@@ -221,7 +235,7 @@ HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_wi
   }
   if (parts.size() == 1 && parts[0] == "tasks") {
     handler = "tasks";
-    return ListTasks(store, waiting, req);
+    return ListTasks(store, waiting, names, req);
   }
   if (parts.size() == 1 && parts[0] == "workers") {
     handler = "workers";
@@ -235,15 +249,15 @@ HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_wi
     }
     if (parts.size() == 2) {
       handler = "task";
-      return GetTask(store, waiting, id, req);
+      return GetTask(store, waiting, names, id, req);
     }
     if (parts[2] == "subtasks") {
       handler = "subtasks";
-      return ListSubtasks(store, id, req);
+      return ListSubtasks(store, names, id, req);
     }
     if (parts[2] == "errors") {
       handler = "errors";
-      return ListErrors(store, id, req);
+      return ListErrors(store, names, id, req);
     }
   }
   handler = "unknown";

@@ -30,6 +30,7 @@
 #include "server/http/http_types.h"
 #include "server/store/store.h"
 #include "server/waiting.h"
+#include "server/worker_names.h"
 
 namespace orchard::server::http {
 
@@ -40,7 +41,8 @@ inline constexpr uint32_t kDefaultGridCells = 2000;
 // "unknown").
 // `waiting` explains why a waiting task waits (its reason, as `get` shows it).
 HttpResponse HandleApi(store::Store& store, const Clock& clock, int64_t alive_window_ms,
-                       WaitExplainer& waiting, const HttpRequest& request, std::string& handler);
+                       WaitExplainer& waiting, WorkerNames& names, const HttpRequest& request,
+                       std::string& handler);
 
 // {"error": message, "status": status name} with the HTTP code for `status`.
 HttpResponse JsonError(const absl::Status& status);

@@ -24,7 +24,8 @@ Router::Router(store::Store* store, ServerMetrics* metrics, const Clock* clock,
       metrics_(metrics),
       clock_(clock),
       options_(options),
-      waiting_(store, clock, options.alive_window_ms) {}
+      waiting_(store, clock, options.alive_window_ms),
+      names_(store, clock) {}
 
 HttpResponse Router::Handle(const HttpRequest& request) {
   std::string handler = "unknown";
@@ -62,7 +63,7 @@ HttpResponse Router::Route(const HttpRequest& req, std::string& handler) {
     return Metrics();
   }
   if (req.path.rfind("/api/v1/", 0) == 0) {
-    return HandleApi(*store_, *clock_, options_.alive_window_ms, waiting_, req, handler);
+    return HandleApi(*store_, *clock_, options_.alive_window_ms, waiting_, names_, req, handler);
   }
   if (api) {
     handler = "unknown";

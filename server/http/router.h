@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/store/store.h"
 #include "server/waiting.h"
+#include "server/worker_names.h"
 
 namespace orchard::server::http {
 
@@ -44,6 +45,7 @@ class Router {
   const Clock* clock_;
   RouterOptions options_;
   WaitExplainer waiting_;
+  WorkerNames names_;
   std::mutex scrape_mu_;
 };
 

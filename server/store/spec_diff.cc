@@ -55,29 +55,9 @@ std::optional<std::string> MessageDifference(const Message& a, const Message& b,
       }
       continue;
     }
-    if (f->is_map()) {
-      // map<string, string> (labels): compare as maps.
-      auto as_map = [&](const Message& m, const Reflection* r) {
-        std::map<std::string, std::string> out;
-        for (int k = 0; k < r->FieldSize(m, f); ++k) {
-          const Message& entry = r->GetRepeatedMessage(m, f, k);
-          const auto* ed = entry.GetDescriptor();
-          const Reflection* er = entry.GetReflection();
-          out[er->GetString(entry, ed->map_key())] = er->GetString(entry, ed->map_value());
-        }
-        return out;
-      };
-      auto ma = as_map(a, ra), mb = as_map(b, rb);
-      if (ma == mb) continue;
-      for (const auto& [k, v] : ma) {
-        auto it = mb.find(k);
-        if (it == mb.end() || it->second != v) return Join(path, k);
-      }
-      for (const auto& [k, v] : mb) {
-        if (ma.count(k) == 0) return Join(path, k);
-      }
-      continue;
-    }
+    // Maps (labels) are compared by LabelsDifference: reflection over a
+    // map field syncs its repeated view, which is not safe on a const spec.
+    if (f->is_map()) continue;
     if (f->is_repeated()) {
       // No other repeated field in a spec today; compare them whole.
       if (ra->FieldSize(a, f) != rb->FieldSize(b, f)) return path;
@@ -128,7 +108,19 @@ std::optional<std::string> MessageDifference(const Message& a, const Message& b,
 
 std::optional<std::string> FirstSpecDifference(const orchard::v1::TaskSpec& a,
                                                const orchard::v1::TaskSpec& b) {
-  return MessageDifference(a, b, "");
+  if (auto d = MessageDifference(a, b, "")) return d;
+  // Labels, as a map, in key order.
+  std::map<std::string, std::string> ma(a.labels().begin(), a.labels().end());
+  std::map<std::string, std::string> mb(b.labels().begin(), b.labels().end());
+  if (ma == mb) return std::nullopt;
+  for (const auto& [k, v] : ma) {
+    auto it = mb.find(k);
+    if (it == mb.end() || it->second != v) return Join("labels", k);
+  }
+  for (const auto& [k, v] : mb) {
+    if (ma.count(k) == 0) return Join("labels", k);
+  }
+  return std::string("labels");
 }
 
 }  // namespace orchard::store

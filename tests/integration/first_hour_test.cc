@@ -124,6 +124,17 @@ TEST_F(FirstHourTest, OrchardctlWaitsStreamsJsonTakesListsAndSuggests) {
       Ctl({"submit", "--kind", "sum", "--range", "0:100", "--subtasks", "4", "--wait"});
   EXPECT_EQ(waited.exit_code, 0) << waited.out << waited.err;
   EXPECT_TRUE(Contains(waited.out, "Terminated SUCCEEDED")) << waited.out;
+  // History and subtasks name the worker (by its name, the id beside it).
+  const std::string done_id = Str(ListTasks()[0], "id");
+  int named = 0;
+  for (const auto& row : History(done_id)) {
+    if (Str(row, "actor").rfind("w-", 0) == 0) {
+      EXPECT_EQ(Str(row, "actor_name"), "a") << row.dump();
+      ++named;
+    }
+  }
+  EXPECT_GT(named, 0);
+  EXPECT_TRUE(Contains(Ctl({"history", done_id}).out, "a (w-"));
   const CtlResult failed = Ctl({"submit", "--kind", "flaky", "--range", "0:10", "--subtasks", "2",
                                 "--params", R"({"fail": {"1": -1}})", "--max-attempts", "1",
                                 "--wait", "-o", "json"});
