@@ -5,7 +5,8 @@
 #                                    deploy/tests/package-test.sh)
 #   check-units.sh --build BUILDDIR  the units in deploy/systemd with the binaries of BUILDDIR,
 #                                    laid out in a temporary root
-# For each unit: `systemd-analyze verify --root=` must pass with no warning
+# Then, as root, run-units.py starts the daemons with the units' command
+# lines and default files. For each unit: `systemd-analyze verify --root=` must pass with no warning
 # (systemd only warns, exit 0, on an unknown key or a bad value), and
 # `systemd-analyze security --offline` must stay under the exposure we
 # reached (so that hardening removed by mistake fails the test). The root
@@ -25,6 +26,8 @@ if [ "${1:-}" = "--build" ]; then
   root="$tmp/root"
   mkdir -p "$root/usr/bin" "$root/usr/lib/systemd/system"
   cp "$src"/deploy/systemd/*.service "$root/usr/lib/systemd/system/"
+  mkdir -p "$root/etc/default"
+  cp "$src"/deploy/etc/default/* "$root/etc/default/"
   for b in server/orchard-server worker/orchard-worker; do cp "$build/$b" "$root/usr/bin/"; done
 else
   root="$(cd "$1" && pwd)"
@@ -65,4 +68,12 @@ for unit in orchard-worker.service orchard-worker@.service; do
   grep -q '^KillMode=mixed$' "$unitdir/$unit" || {
     echo "check-units: FAIL: $unit must signal only the worker (KillMode=mixed) so it can drain"; fail=1; }
 done
+
+# The units' command lines, run as systemd would build them (run-units.py),
+# in private network and mount namespaces: needs root.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  unshare --net --mount /usr/bin/python3 "$here/run-units.py" "$root" || { echo "check-units: FAIL: running the units' commands"; fail=1; }
+else
+  echo "check-units: not root: the units' command lines were not run (run-units.py)"
+fi
 exit $fail
