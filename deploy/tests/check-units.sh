@@ -26,8 +26,8 @@ if [ "${1:-}" = "--build" ]; then
   root="$tmp/root"
   mkdir -p "$root/usr/bin" "$root/usr/lib/systemd/system"
   cp "$src"/deploy/systemd/*.service "$root/usr/lib/systemd/system/"
-  mkdir -p "$root/etc/default"
-  cp "$src"/deploy/etc/default/* "$root/etc/default/"
+  mkdir -p "$root/etc"
+  cp -r "$src"/deploy/etc/default "$src"/deploy/etc/orchard "$root/etc/"
   for b in server/orchard-server worker/orchard-worker; do cp "$build/$b" "$root/usr/bin/"; done
 else
   root="$(cd "$1" && pwd)"

@@ -4,7 +4,8 @@
     run-units.py ROOT      (as root; check-units.sh runs it in `unshare --net --mount`)
 
 systemd is not PID 1 on CI machines, so this reads each unit's Environment=,
-EnvironmentFile= (from ROOT/etc/default, as the package installs them),
+EnvironmentFile= (from ROOT/etc/default, as the package installs them; the package's own
+paths in the command line, /usr/bin and /etc/orchard, are taken from ROOT),
 WorkingDirectory= and ExecStart= like systemd does ($VAR splits on
 whitespace, ${VAR} stays one word, %H and %i specifiers), runs the binaries
 of ROOT/usr/bin with that command line, and checks that
@@ -78,7 +79,9 @@ def parse_unit(name, instance=""):
             argv += env.get(m.group(1), "").split()
         else:
             argv.append(re.sub(r"\$\{(\w+)\}", lambda x: env.get(x.group(1), ""), word))
-    argv[0] = os.path.join(ROOT, argv[0].lstrip("/"))
+    # The package's files (the binary, /etc/orchard/*.json) are under ROOT.
+    argv = [os.path.join(ROOT, a.lstrip("/")) if a.startswith(("/usr/bin/", "/etc/orchard/"))
+            else a for a in argv]
     return argv, env, workdir, stop
 
 
