@@ -94,7 +94,7 @@ RUN
 if unshare --mount --net bash "$tmp/run.sh"; then
   echo "container-test: ok: the image's server is healthy by its HEALTHCHECK, its worker registered"
 else
-  tail -5 "$tmp/server.log" "$tmp/worker.log"; bad "the image's binaries did not serve"
+  tail -n 5 "$tmp/server.log" "$tmp/worker.log"; bad "the image's binaries did not serve"
 fi
 for b in orchard-server orchard-worker orchardctl orchard-check; do
   chroot "$mnt" "/usr/bin/$b" --help >/dev/null 2>&1 || bad "$b --help fails in the image"
