@@ -13,13 +13,23 @@ prints, the things Orchard relies on:
     server to be healthy, and has a stop_grace_period over its 30 s drain.
 Exit 0 when all hold, 1 otherwise.
 """
+import os
 import re
 import subprocess
 import sys
 
 import yaml
 
-WORKER_DRAIN_S = 30
+
+
+def worker_drain_s():
+    """The worker's SIGTERM drain, from worker/daemon.h."""
+    h = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../worker/daemon.h")
+    m = re.search(r"drain_timeout_ms\s*=\s*([0-9']+)", open(h).read())
+    return int(m.group(1).replace("'", "")) // 1000
+
+
+WORKER_DRAIN_S = worker_drain_s()
 
 
 def seconds(v):

@@ -22,6 +22,7 @@ cluster would refuse or what would break Orchard at run time, with no cluster:
 Uses PyYAML (Debian python3-yaml). Exit 0 when all hold, 1 otherwise.
 """
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -35,7 +36,17 @@ API = {  # kind -> apiVersion served by current Kubernetes
 }
 CLUSTER_SCOPED = {"Namespace"}
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-WORKER_DRAIN_S = 30  # worker/daemon.h DaemonOptions::drain_timeout_ms
+
+
+def worker_drain_s():
+    """The worker's SIGTERM drain, from worker/daemon.h, so a change there
+    makes this check ask for a longer grace."""
+    h = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../worker/daemon.h")
+    m = re.search(r"drain_timeout_ms\s*=\s*([0-9']+)", open(h).read())
+    return int(m.group(1).replace("'", "")) // 1000
+
+
+WORKER_DRAIN_S = worker_drain_s()
 
 errors = []
 

@@ -58,12 +58,14 @@ for spec in "orchard-server.service 15" "orchard-worker.service 20" "orchard-wor
   echo "check-units: ok: $unit ($(echo "$sec" | grep -o 'exposure level for.*' ))"
 done
 
-# The worker drains for up to 30 s on SIGTERM (DaemonOptions::drain_timeout_ms):
-# systemd must wait longer than that before SIGKILL.
+# The worker drains on SIGTERM for up to DaemonOptions::drain_timeout_ms
+# (worker/daemon.h): systemd must wait longer than that before SIGKILL.
+drain_ms="$(sed -n "s/.*drain_timeout_ms = \([0-9']*\);.*/\1/p" "$src/worker/daemon.h" | tr -d "'")"
+drain_s=$(( ${drain_ms:-30000} / 1000 ))
 for unit in orchard-worker.service orchard-worker@.service; do
   t="$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unitdir/$unit")"
-  if [ -z "$t" ] || [ "$t" -le 30 ]; then
-    echo "check-units: FAIL: $unit TimeoutStopSec='$t' does not cover the 30 s drain"; fail=1
+  if [ -z "$t" ] || [ "$t" -le "$drain_s" ]; then
+    echo "check-units: FAIL: $unit TimeoutStopSec='$t' does not cover the $drain_s s drain"; fail=1
   fi
   grep -q '^KillMode=mixed$' "$unitdir/$unit" || {
     echo "check-units: FAIL: $unit must signal only the worker (KillMode=mixed) so it can drain"; fail=1; }
