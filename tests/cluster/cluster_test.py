@@ -278,8 +278,20 @@ def main():
         log(f"node 2 finished A: {len(by_2)} subtasks, the {len(lost)} that node 3 lost included")
 
         # --- 2. Node 3 comes back and works on task B.
+        def node3_alive():
+            r = cluster.ctl("workers", "-o", "json")
+            ws = json.loads(r.stdout)
+            ws = ws.get("workers", []) if isinstance(ws, dict) else ws
+            ids = worker_ids(cluster.worker_log(3))
+            return any(w["id"] in ids and w["alive"] for w in ws)
+        if node3_alive():
+            raise Fail("the server still counts node 3's worker alive while its link is down")
         back_at = time.time()
         cluster.cable(3, up=True)
+        # B starts once node 3 heartbeats again (gRPC's reconnect backoff
+        # after a long cut can take seconds), so node 3 surely gets slices.
+        wait_for("node 3's worker to be alive again", node3_alive, 30, interval=0.2)
+        log(f"node 3's worker alive again {time.time() - back_at:.2f}s after the link came back")
         b = submit()
         rejoined = wait_for("node 3's worker to finish subtasks of B", lambda: events(
             b, "Succeeded", worker_ids(cluster.worker_log(3)), back_at), 30)
