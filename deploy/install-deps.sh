@@ -18,8 +18,9 @@ PKGS=(
   # Install and deploy (deploy/CMakeLists.txt, deploy/tests, tests/cluster):
   # the Debian package (dpkg-shlibdeps, man pages from --help), the units'
   # check (systemd-analyze), the manifests' check (PyYAML), the compose file's
-  # (docker-compose config, offline), the cluster test in network namespaces (ip).
-  dpkg-dev help2man systemd python3-yaml docker-compose iproute2
+  # (docker-compose config, offline), the units' syscall filters (strace), the
+  # cluster test in network namespaces (ip).
+  dpkg-dev help2man systemd python3-yaml docker-compose strace iproute2
 )
 # kubectl renders the Kubernetes manifests (kubectl kustomize). Debian's is
 # kubernetes-client; a kubectl from elsewhere (e.g. Google's kubectl package)
