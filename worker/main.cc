@@ -3,8 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <fstream>
 
-#include "common/json_config.h"
 #include "common/log.h"
+#include "common/json_config.h"
 #include "common/process.h"
 #include "worker/daemon.h"
 #include "worker/handler.h"
