@@ -15,7 +15,17 @@ PKGS=(
   # by playwright-core from npm (tests/browser installs it on first run).
   prometheus chromium nodejs
   clang-14 libclang-rt-14-dev
+  # Install and deploy (deploy/CMakeLists.txt, deploy/tests, tests/cluster):
+  # the Debian package (dpkg-shlibdeps, man pages from --help), the units'
+  # check (systemd-analyze), the manifests' check (PyYAML), the compose file's
+  # (docker-compose config, offline), the units' syscall filters (strace), the
+  # cluster test in network namespaces (ip).
+  dpkg-dev help2man systemd python3-yaml docker-compose strace iproute2
 )
+# kubectl renders the Kubernetes manifests (kubectl kustomize). Debian's is
+# kubernetes-client; a kubectl from elsewhere (e.g. Google's kubectl package)
+# conflicts with it, so it is only asked for when none is installed.
+if ! command -v kubectl >/dev/null 2>&1; then PKGS+=(kubernetes-client); fi
 # Debian's nodejs ships npm separately; NodeSource's nodejs bundles it (and
 # conflicts with Debian's npm package), so npm is only asked for when missing.
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(npm); fi

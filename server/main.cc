@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/json_config.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "common/util.h"
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
                  "write the chosen HTTP port here once serving");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  orchard::AddJsonConfig(app,
+                         "read flags from this JSON file, each flag's name without the dashes as "
+                         "a key: {\"listen\": \"10.0.0.5:7070\", \"lease-ttl\": \"10s\"}; a "
+                         "flag on the command line wins over the file");
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts (threads inherit the

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "common/json_config.h"
 #include "common/process.h"
 #include "worker/daemon.h"
 #include "worker/handler.h"
@@ -29,14 +30,17 @@ int main(int argc, char** argv) {
   app.add_option("--name", options.name, "a name for operators (letters, digits, . _ -)");
   app.add_option("--max-reconcilers", options.max_reconcilers, "tasks reconciled at once")
       ->check(CLI::Range(1, 100));
-  std::string config_path;
-  app.add_option("--config", config_path,
-                 "a JSON config file; its \"exec\" section lists the programs the exec handler "
-                 "may run (see worker/handlers/exec.h)")
-      ->check(CLI::ExistingFile);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  CLI::Option* config = orchard::AddJsonConfig(
+      app,
+      "a JSON config file: any flag, its name without the dashes as a key "
+      "({\"server\": \"10.0.0.5:7070\", \"slots\": 8}; a flag on the command line wins), "
+      "and the \"exec\" section listing the programs the exec handler may run (see "
+      "worker/handlers/exec.h)",
+      {"exec"});
   CLI11_PARSE(app, argc, argv);
+  const std::string config_path = config->count() > 0 ? config->results().front() : "";
   if (!orchard::log::Init("worker", log_level, log_format)) {
     fprintf(stderr, "orchard-worker: error: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
