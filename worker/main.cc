@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/process.h"
+#include "orchard/version.h"
 #include "worker/daemon.h"
 #include "worker/handler.h"
 #include "worker/handlers/exec.h"
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}));
+  app.set_version_flag("--version", "orchard-worker " ORCHARD_VERSION_STRING);
   CLI11_PARSE(app, argc, argv);
   if (!orchard::log::Init("worker", log_level, log_format)) {
     fprintf(stderr, "orchard-worker: error: --log-level: unknown level '%s'\n", log_level.c_str());
