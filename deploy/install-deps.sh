@@ -15,6 +15,12 @@ PKGS=(
   # by playwright-core from npm (tests/browser installs it on first run).
   prometheus chromium nodejs
   clang-14 libclang-rt-14-dev
+  # The Python client (clients/python) and its tests: the runtime is grpcio +
+  # protobuf only; pytest, venv and pip for the tests, pandas for
+  # result_frame() and examples/python.
+  python3 python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip
+  python3-setuptools
+  python3-pandas
 )
 # Debian's nodejs ships npm separately; NodeSource's nodejs bundles it (and
 # conflicts with Debian's npm package), so npm is only asked for when missing.
