@@ -145,6 +145,20 @@ TEST_F(ClientApiTest, InvalidArgumentCarriesBadRequestWithTheField) {
   EXPECT_EQ(bad.field_violations(0).field(), "policy.max_attempts");
   EXPECT_FALSE(bad.field_violations(0).description().empty());
 
+  // A field the server cannot even parse (invalid UTF-8) is named the same way.
+  pb::SubmitRequest bad_utf8;
+  *bad_utf8.mutable_spec() = Spec("bad\xff\xfe", 10);
+  grpc::ClientContext uctx;
+  grpc::Status u = stub_->Submit(&uctx, bad_utf8, &resp);
+  ASSERT_EQ(u.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << u.error_message();
+  pb::rpc::Status udetails;
+  ASSERT_TRUE(udetails.ParseFromString(u.error_details())) << u.error_message();
+  ASSERT_EQ(udetails.details_size(), 1) << u.error_message();
+  pb::rpc::BadRequest ubad;
+  ASSERT_TRUE(ubad.ParseFromString(udetails.details(0).value()));
+  ASSERT_EQ(ubad.field_violations_size(), 1);
+  EXPECT_EQ(ubad.field_violations(0).field(), "TaskSpec.kind") << u.error_message();
+
   // NOT_FOUND carries no BadRequest.
   pb::GetTaskRequest get;
   get.set_id("t-doesnotexist0000");
