@@ -291,6 +291,11 @@ int RunVersion(const Commands::Flags& f) {
                  {"api_version", ORCHARD_API_VERSION}};
   auto c = MakeClient(f);
   if (!c.ok()) return UsageError(c.status());
+  // The client's own line first, so an unreachable server still leaves it.
+  if (!Json(f)) {
+    std::cout << "client: orchardctl " << ORCHARD_VERSION_STRING << ", API " << ORCHARD_API_VERSION
+              << std::endl;
+  }
   absl::StatusOr<v1::ServerInfo> info = (*c)->GetServerInfo();
   json server;
   if (info.ok()) {
@@ -312,8 +317,6 @@ int RunVersion(const Commands::Flags& f) {
     PrintJson(json{{"client", client}, {"server", server}});
     return kExitOk;
   }
-  std::cout << "client: orchardctl " << ORCHARD_VERSION_STRING << ", API " << ORCHARD_API_VERSION
-            << "\n";
   if (server.contains("error")) {
     std::cout << "server: " << (*c)->address() << ": " << server["error"].get<std::string>()
               << "\n";
