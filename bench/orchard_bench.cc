@@ -6,7 +6,7 @@
 //
 // --quick shrinks every workload to seconds (CI runs it as a smoke test that
 // the benchmark works and its results are exact; its figures mean nothing).
-// Workloads: limit, throughput, latency, fanout, many, idle; bigcancel only when named.
+// Workloads: limit, throughput, latency, fanout, many, many-batched, idle; bigcancel only when named.
 //
 // Single-threaded except the `many` workload's client threads.
 #include <arpa/inet.h>
@@ -786,6 +786,75 @@ void RunMany(const Options& o) {
                                             : (written_after - written_before) / total}});
 }
 
+// many-batched: the same tasks as `many`, from one client submitting them
+// with SubmitTasks in batches of 100, as the Python client's submit_many does.
+void RunManyBatched(const Options& o) {
+  const int total = o.quick ? 400 : 10'000;
+  const int batch = 100;
+  Cluster c(o, "many-batched", 2, 4);
+  Progress("many tasks, batched: " + std::to_string(total) +
+           " one-subtask tasks from one client, SubmitTasks of " + std::to_string(batch));
+  std::atomic<bool> watching{false};
+  std::set<std::string> ended;
+  std::thread watcher([&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    pb::WatchTasksRequest req;
+    auto reader = c.stub()->WatchTasks(&ctx, req);
+    pb::WatchTasksResponse resp;
+    watching = true;
+    while (reader->Read(&resp)) {
+      const auto& t = resp.task();
+      if (t.state() == pb::ERROR || t.state() == pb::TERMINATED) ended.insert(t.id());
+      if (static_cast<int>(ended.size()) == total) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    reader->Finish();
+    if (static_cast<int>(ended.size()) < total) {
+      Die("many-batched: only " + std::to_string(ended.size()) + " of " +
+          std::to_string(total) + " tasks ended within 10 minutes");
+    }
+  });
+  while (!watching) std::this_thread::yield();
+  std::vector<std::string> ids;
+  ids.reserve(total);
+  auto start = SteadyClock::now();
+  for (int done = 0; done < total; done += batch) {
+    pb::SubmitTasksRequest req;
+    for (int i = done; i < std::min(total, done + batch); ++i) {
+      pb::TaskSpec* s = req.add_specs();
+      s->set_kind("noop");
+      s->set_begin(0);
+      s->set_end(1);
+      s->mutable_split()->set_subtasks(1);
+    }
+    pb::SubmitTasksResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto s = c.stub()->SubmitTasks(&ctx, req, &resp);
+    if (!s.ok()) Die("SubmitTasks: " + s.error_message());
+    for (const auto& r : resp.results()) {
+      if (r.code() != 0) Die("SubmitTasks refused a spec: " + r.message());
+      ids.push_back(r.task().id());
+    }
+  }
+  const double submit_secs = MsSince(start) / 1000.0;
+  watcher.join();
+  const double secs = MsSince(start) / 1000.0;
+  // Not timed: every task ended with the exact result.
+  for (const auto& id : ids) CheckNoop(c.Get(id), 1, "many-batched");
+  Emit({{"workload", "many-batched"},
+        {"tasks", total},
+        {"batch", batch},
+        {"clients", 1},
+        {"submit_seconds", submit_secs},
+        {"seconds", secs},
+        {"submits_per_s", static_cast<int64_t>(total / submit_secs)},
+        {"tasks_per_s", static_cast<int64_t>(total / secs)}});
+}
+
 void RunIdle(const Options& o) {
   Cluster c(o, "idle", 2, 4);
   int secs = o.quick ? 2 : 10;
@@ -809,8 +878,8 @@ int main(int argc, char** argv) {
   Options o;
   o.bin = fs::path(argv[0]).parent_path().parent_path();
   o.dir = fs::temp_directory_path() / ("orchard-bench-" + std::to_string(getpid()));
-  const std::set<std::string> workloads = {"limit", "throughput", "latency", "fanout",
-                                            "many",  "idle",       "bigcancel"};
+  const std::set<std::string> workloads = {"limit", "throughput", "latency",      "fanout",
+                                            "many",  "idle",       "many-batched", "bigcancel"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -822,7 +891,7 @@ int main(int argc, char** argv) {
         if (workloads.count(w) == 0) {
           fprintf(stderr,
                   "orchard-bench: error: --only: unknown workload '%s' (limit, throughput, "
-                  "latency, fanout, many, idle, bigcancel)\n",
+                  "latency, fanout, many, many-batched, idle, bigcancel)\n",
                   w.c_str());
           return 2;
         }
@@ -840,7 +909,8 @@ int main(int argc, char** argv) {
     } else if (a == "--dir" && i + 1 < argc) {
       o.dir = argv[++i];
     } else if (a == "--help" || a == "-h") {
-      printf("orchard-bench [--quick] [--only limit,throughput,latency,fanout,many,idle,bigcancel] "
+      printf("orchard-bench [--quick] [--only limit,throughput,latency,fanout,many,many-batched,"
+             "idle,bigcancel] "
              "[--sync normal|full] [--bin BUILD_DIR] [--dir WORK_DIR]\n"
              "Starts its own server and workers, runs each workload, checks results are "
              "exact and prints JSON lines.\n");
@@ -860,6 +930,7 @@ int main(int argc, char** argv) {
   if (want("latency")) RunLatency(o);
   if (want("fanout")) RunFanout(o);
   if (want("many")) RunMany(o);
+  if (want("many-batched")) RunManyBatched(o);
   if (want("idle")) RunIdle(o);
   // Not in the default run (it plans 2,000,000 subtasks): only when named.
   if (o.only.count("bigcancel") > 0) RunBigCancel(o);

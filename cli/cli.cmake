@@ -13,3 +13,4 @@ target_link_libraries(orchard_cli_lib PUBLIC orchard_common orchard_proto CLI11:
 
 add_executable(orchardctl ${CMAKE_CURRENT_LIST_DIR}/main.cc)
 target_link_libraries(orchardctl PRIVATE orchard_cli_lib)
+target_link_libraries(orchard_cli_lib PRIVATE orchard_version)

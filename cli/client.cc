@@ -117,6 +117,11 @@ absl::StatusOr<v1::ListWorkersResponse> Client::ListWorkers() {
   ORCHARD_UNARY(v1::ListWorkersResponse, true, ListWorkers(&ctx, req, &resp));
 }
 
+absl::StatusOr<v1::ServerInfo> Client::GetServerInfo() {
+  v1::GetServerInfoRequest req;
+  ORCHARD_UNARY(v1::ServerInfo, true, GetServerInfo(&ctx, req, &resp));
+}
+
 #undef ORCHARD_UNARY
 
 absl::Status Client::Watch(const std::string& task_id, uint64_t after_revision,

@@ -39,6 +39,7 @@ class Client {
   absl::StatusOr<v1::ListSubtasksResponse> ListSubtasks(const v1::ListSubtasksRequest& req);
   absl::StatusOr<v1::GetHistoryResponse> GetHistory(const v1::GetHistoryRequest& req);
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
+  absl::StatusOr<v1::ServerInfo> GetServerInfo();
 
   // GetTask without waiting for the channel: fails at once (UNAVAILABLE)
   // when there is no connection, so watch's own backoff paces reconnects.

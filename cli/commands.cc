@@ -21,6 +21,7 @@
 #include "common/strcat.h"
 #include "common/util.h"
 #include "orchard/v1/orchard.pb.h"
+#include "orchard/version.h"
 
 namespace orchard::cli {
 
@@ -315,6 +316,51 @@ int RunHistory(const Commands::Flags& f) {
   return kExitOk;
 }
 
+// The client's own version, then the server's (GetServerInfo). A server
+// too old to answer GetServerInfo is reported as such, not as a failure.
+int RunVersion(const Commands::Flags& f) {
+  json client = {{"version", ORCHARD_VERSION},
+                 {"git_commit", ORCHARD_GIT_COMMIT},
+                 {"api_version", ORCHARD_API_VERSION}};
+  auto c = MakeClient(f);
+  if (!c.ok()) return UsageError(c.status());
+  // The client's own line first, so an unreachable server still leaves it.
+  if (!Json(f)) {
+    std::cout << "client: orchardctl " << ORCHARD_VERSION_STRING << ", API " << ORCHARD_API_VERSION
+              << std::endl;
+  }
+  absl::StatusOr<v1::ServerInfo> info = (*c)->GetServerInfo();
+  json server;
+  if (info.ok()) {
+    server = {{"address", (*c)->address()},
+              {"version", info->version()},
+              {"git_commit", info->git_commit()},
+              {"api_version", info->api_version()},
+              {"store", info->store()},
+              {"features", std::vector<std::string>(info->features().begin(),
+                                                    info->features().end())},
+              {"max_submit_batch", info->max_submit_batch()}};
+  } else if (info.status().code() == absl::StatusCode::kUnimplemented) {
+    server = {{"address", (*c)->address()},
+              {"error", "older than GetServerInfo (API version 1)"}};
+  } else {
+    return CallError(info.status());
+  }
+  if (Json(f)) {
+    PrintJson(json{{"client", client}, {"server", server}});
+    return kExitOk;
+  }
+  if (server.contains("error")) {
+    std::cout << "server: " << (*c)->address() << ": " << server["error"].get<std::string>()
+              << "\n";
+  } else {
+    std::cout << "server: " << (*c)->address() << ": orchard-server " << info->version()
+              << " (commit " << (info->git_commit().empty() ? "unknown" : info->git_commit())
+              << "), API " << info->api_version() << ", store " << info->store() << "\n";
+  }
+  return kExitOk;
+}
+
 int RunWorkers(const Commands::Flags& f) {
   auto client = MakeClient(f);
   if (!client.ok()) return UsageError(client.status());
@@ -499,6 +545,14 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   AddOutput(workers, f);
   workers->footer("Example:\n  orchardctl workers -o json");
   choose(workers, RunWorkers);
+
+  // version
+  CLI::App* version =
+      app.add_subcommand("version", "Show orchardctl's version and the server's (GetServerInfo)");
+  AddOutput(version, f);
+  version->footer("Example:\n  orchardctl version -o json");
+  choose(version, RunVersion);
+  app.set_version_flag("--version", "orchardctl " ORCHARD_VERSION_STRING);
 }
 
 Commands::~Commands() = default;

@@ -21,6 +21,12 @@ PKGS=(
   # (docker-compose config, offline), the units' syscall filters (strace), the
   # cluster test in network namespaces (ip).
   dpkg-dev help2man systemd python3-yaml docker-compose strace iproute2
+  # The Python client (clients/python) and its tests: the runtime is grpcio +
+  # protobuf only; pytest, venv and pip for the tests, pandas for
+  # result_frame() and examples/python.
+  python3 python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip
+  python3-setuptools
+  python3-pandas
 )
 # kubectl renders the Kubernetes manifests (kubectl kustomize). Debian's is
 # kubernetes-client; a kubectl from elsewhere (e.g. Google's kubectl package)

@@ -89,7 +89,7 @@ run_tests() {
 # the server, worker and ctl binaries they start).
 ASAN_TARGETS="common_test sqlite_store_test wal_vfs_test validate_test invariants_test metrics_test
   http_test worker_test cli_format_test cli_watch_test orchard_integration_test
-  orchard_bad_input_test orchard_worker_protocol_test"
+  orchard_bad_input_test orchard_worker_protocol_test orchard_client_api_test"
 ASAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them
 TSAN_TARGETS="sqlite_store_test worker_test"
 TSAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them

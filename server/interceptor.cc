@@ -9,6 +9,8 @@
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 
+#include "common/grpc_status.h"
+
 namespace orchard::server {
 
 namespace {
@@ -121,10 +123,10 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
       metrics_->stream_messages.With({method_, "sent"}).Inc();
     }
     if (unparsed_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      methods->ModifySendStatus(grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
+      // Through ToGrpc, so it carries the BadRequest detail as well.
+      methods->ModifySendStatus(ToGrpc(absl::InvalidArgumentError(
           bad_field_.empty() ? std::string("request: not a valid protobuf message")
-                             : FieldPath(bad_field_) + ": not valid UTF-8"));
+                             : FieldPath(bad_field_) + ": not valid UTF-8")));
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const double seconds =

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/util.h"
+#include "orchard/version.h"
 #include "server/commit_reporter.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
                          "read flags from this JSON file, each flag's name without the dashes as "
                          "a key: {\"listen\": \"10.0.0.5:7070\", \"lease-ttl\": \"10s\"}; a "
                          "flag on the command line wins over the file");
+  app.set_version_flag("--version", "orchard-server " ORCHARD_VERSION_STRING);
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts (threads inherit the
@@ -123,6 +125,10 @@ int main(int argc, char** argv) {
     fprintf(stderr, "orchard-server: error: --listen %s: cannot listen there\n", listen.c_str());
     return 1;
   }
+  // Health per service name as well as the server's (""): load balancers and
+  // clients ask for the service they use.
+  server->GetHealthCheckService()->SetServingStatus("orchard.v1.TaskService", true);
+  server->GetHealthCheckService()->SetServingStatus("orchard.v1.WorkerService", true);
   std::string host = listen.substr(0, listen.rfind(':'));
   spdlog::info("listening on {}:{} (db {}, lease ttl {} ms, synchronous={})", host, port, db,
                *ttl, sync);

@@ -24,6 +24,7 @@
 #include "common/grpc_status.h"
 #include "common/lifecycle/task.h"
 #include "common/strcat.h"
+#include "server/submit_batch.h"
 #include "server/validate.h"
 #include "server/waiting.h"
 #include "server/worker_names.h"
@@ -492,6 +493,33 @@ struct Services::Impl {
         if (!w.ok()) return w.status();
         for (auto& x : *w) *resp->add_workers() = std::move(x);
         return absl::OkStatus();
+      });
+    }
+
+    // GetServerInfo and SubmitTasks live in submit_batch.cc.
+    grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* ctx,
+                                            const pb::GetServerInfoRequest*,
+                                            pb::ServerInfo* resp) override {
+      FillServerInfo("sqlite", resp);
+      return impl_->Refuse(ctx, absl::OkStatus());
+    }
+
+    grpc::ServerUnaryReactor* SubmitTasks(grpc::CallbackServerContext* ctx,
+                                          const pb::SubmitTasksRequest* req,
+                                          pb::SubmitTasksResponse* resp) override {
+      if (req->specs_size() > kMaxSubmitBatch) {
+        return impl_->Refuse(ctx, absl::InvalidArgumentError(Cat(
+                                      "specs: at most ", kMaxSubmitBatch, " per call, got ",
+                                      req->specs_size())));
+      }
+      return impl_->Async(ctx, [this, req, resp](auto finish) {
+        SubmitBatch(
+            impl_->store, impl_->clock->NowMs(), *req, resp,
+            [this](pb::SubmitTaskResult& r) {
+              if (r.created()) impl_->hub->NotifyTask(r.task().id(), NewWork::kTasks);
+              impl_->Annotate(*r.mutable_task());
+            },
+            finish);
       });
     }
 

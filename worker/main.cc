@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/json_config.h"
 #include "common/process.h"
+#include "orchard/version.h"
 #include "worker/daemon.h"
 #include "worker/handler.h"
 #include "worker/handlers/exec.h"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
       "and the \"exec\" section listing the programs the exec handler may run (see "
       "worker/handlers/exec.h)",
       {"exec"});
+  app.set_version_flag("--version", "orchard-worker " ORCHARD_VERSION_STRING);
   CLI11_PARSE(app, argc, argv);
   const std::string config_path = config->count() > 0 ? config->results().front() : "";
   if (!orchard::log::Init("worker", log_level, log_format)) {

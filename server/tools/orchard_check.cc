@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "orchard/version.h"
 #include "server/store/invariants.h"
 
 int main(int argc, char** argv) {
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   std::string db, output = "text";
   app.add_option("--db", db, "SQLite database file (opened read-only)")->required();
   app.add_option("-o,--output", output, "text|json")->check(CLI::IsMember({"text", "json"}));
+  app.set_version_flag("--version", "orchard-check " ORCHARD_VERSION_STRING);
   CLI11_PARSE(app, argc, argv);
 
   auto report = orchard::store::CheckDatabase(db);
