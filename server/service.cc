@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "common/grpc_status.h"
+#include "proto/rpc_status.h"
 #include "common/lifecycle/task.h"
 #include "common/strcat.h"
 #include "server/submit_batch.h"

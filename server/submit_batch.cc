@@ -4,7 +4,7 @@
 #include <atomic>
 #include <memory>
 
-#include "common/grpc_status.h"
+#include "proto/rpc_status.h"
 #include "orchard/version.h"
 #include "server/validate.h"
 

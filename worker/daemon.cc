@@ -22,7 +22,7 @@
 
 #include "common/backoff.h"
 #include "common/clock.h"
-#include "common/grpc_status.h"
+#include "proto/rpc_status.h"
 #include "common/split.h"
 #include "common/strcat.h"
 #include "worker/decide.h"

@@ -10,7 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include "common/grpc_status.h"
+#include "proto/rpc_status.h"
 #include "common/strcat.h"
 
 namespace orchard::worker {

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/format.h"
+#include "proto/json/api_json.h"
 #include "common/lifecycle/state.h"
 #include "common/strcat.h"
 #include "server/validate.h"
@@ -109,7 +109,7 @@ HttpResponse ListTasks(store::Store& store, WaitExplainer& waiting, WorkerNames&
   for (auto& t : page.tasks) {
     waiting.Annotate(t);
     names.Fill(t);
-    tasks.push_back(cli::TaskToJson(t));
+    tasks.push_back(api::TaskToJson(t));
   }
   return Json({{"tasks", std::move(tasks)}, {"next_page_token", page.next_page_token}});
 }
@@ -128,9 +128,9 @@ HttpResponse GetTask(store::Store& store, WaitExplainer& waiting, WorkerNames& n
   json history = json::array();
   for (auto& e : page.entries) {
     names.Fill(e);
-    history.push_back(cli::HistoryToJson(e));
+    history.push_back(api::HistoryToJson(e));
   }
-  return Json({{"task", cli::TaskToJson(task)}, {"history", std::move(history)}});
+  return Json({{"task", api::TaskToJson(task)}, {"history", std::move(history)}});
 }
 
 HttpResponse ListSubtasks(store::Store& store, WorkerNames& names, const std::string& id,
@@ -149,7 +149,7 @@ HttpResponse ListSubtasks(store::Store& store, WorkerNames& names, const std::st
     API_ASSIGN_OR_RETURN(store::SubtaskPage page, store.ListSubtasks(f));
     for (auto& s : page.subtasks) {
       names.Fill(s);
-      subtasks.push_back(cli::SubtaskToJson(s));
+      subtasks.push_back(api::SubtaskToJson(s));
     }
     next = page.next_page_token;
   }
@@ -183,7 +183,7 @@ HttpResponse ListErrors(store::Store& store, WorkerNames& names, const std::stri
   json errors = json::array();
   for (auto& s : page.subtasks) {
     names.Fill(s);
-    json full = cli::SubtaskToJson(s);
+    json full = api::SubtaskToJson(s);
     errors.push_back({{"index", full["index"]},
                       {"state", full["state"]},
                       {"attempt", full["attempt"]},
@@ -201,7 +201,7 @@ HttpResponse ListWorkers(store::Store& store, const Clock& clock, int64_t alive_
   API_ASSIGN_OR_RETURN(std::vector<orchard::v1::WorkerInfo> workers,
                        store.ListWorkers(clock.NowMs(), alive_window_ms));
   json out = json::array();
-  for (const auto& w : workers) out.push_back(cli::WorkerToJson(w));
+  for (const auto& w : workers) out.push_back(api::WorkerToJson(w));
   return Json({{"workers", std::move(out)}});
 }
 

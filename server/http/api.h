@@ -1,5 +1,5 @@
 // The JSON API under /api/v1/ that the dashboard polls. Shapes reuse
-// orchardctl's -o json (cli/format.h: TaskToJson, SubtaskToJson,
+// orchardctl's -o json (proto/json/api_json.h: TaskToJson, SubtaskToJson,
 // HistoryToJson, WorkerToJson), so a script reads the same fields from both.
 //
 //   GET /api/v1/tasks?state=S[,S]&kind=K&limit=N&page_token=T

@@ -16,7 +16,7 @@
 
 #include "common/clock.h"
 #include "server/http/http_types.h"
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 #include "server/store/store.h"
 #include "server/waiting.h"
 #include "server/worker_names.h"

@@ -21,7 +21,7 @@
 #include "common/lifecycle/subtask.h"
 #include "common/lifecycle/task.h"
 #include "common/strcat.h"
-#include "worker/handler.h"
+#include "common/fold.h"
 
 namespace orchard::store {
 
@@ -116,8 +116,8 @@ std::string Name(int64_t state) {
 
 class Checker {
  public:
-  Checker(const worker::Registry& registry, size_t max_violations, InvariantReport& report)
-      : registry_(registry), max_(max_violations), report_(report) {}
+  Checker(size_t max_violations, InvariantReport& report)
+      : max_(max_violations), report_(report) {}
 
   void Add(std::string_view check, std::string_view object, std::string message) {
     ++total_violations;
@@ -365,21 +365,20 @@ class Checker {
     // Only kinds whose Finish() is the identity: a result is then exactly
     // the fold. Others (csv.aggregate, exec) finish with side effects the
     // checker must not repeat.
-    static const std::set<std::string, std::less<>> kFoldOnly = {"noop", "sum", "flaky", "sleep"};
-    const worker::Handler* handler = kFoldOnly.contains(t.kind) ? registry_.Get(t.kind) : nullptr;
-    if (handler == nullptr) {
+    const FoldRule* rule = BuiltinFold(t.kind);
+    if (rule == nullptr) {
       ++skipped_kinds_[t.kind];
       return;
     }
     ++report_.results_checked;
-    json acc = handler->Init();
+    json acc = rule->init();
     absl::Status folded = absl::OkStatus();
     for (const SubtaskData& s : subtasks) {
       if (s.state != State::kTerminated || s.outcome != Outcome::kSucceeded) continue;
       json r = json::parse(s.result_json, nullptr, false);
       folded = r.is_discarded() ? absl::DataLossError(Cat("subtask ", s.index,
                                                           ": result is not JSON"))
-                                : handler->Fold(acc, r);
+                                : rule->fold(acc, r);
       if (!folded.ok()) break;
     }
     if (!folded.ok()) {
@@ -407,7 +406,6 @@ class Checker {
   }
 
  private:
-  const worker::Registry& registry_;
   size_t max_;
   InvariantReport& report_;
   std::map<std::string, uint64_t> skipped_kinds_;
@@ -472,12 +470,8 @@ absl::StatusOr<InvariantReport> CheckDatabase(const std::string& path,
     }
   }
 
-  worker::Registry builtin;
-  if (options.registry == nullptr) worker::AddBuiltinHandlers(builtin);
-  const worker::Registry& registry = options.registry ? *options.registry : builtin;
-
   InvariantReport report;
-  Checker checker(registry, options.max_violations, report);
+  Checker checker(options.max_violations, report);
   Statement tasks(db.get(),
                   "SELECT id, kind, state, outcome, reason, result_json, version, generation, "
                   "n_total, n_preparing, n_running, n_terminating, n_error, n_terminated, "

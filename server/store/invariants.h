@@ -16,13 +16,13 @@
 //             row per subtask (a SUCCEEDED subtask is never retried), and
 //             exactly one for a subtask that is Terminated/SUCCEEDED.
 //  reduce     every finished task's result_json equals the fold of its
-//             SUCCEEDED subtasks' result_json by the kind's handler (the
-//             worker's own Fold, from worker/handler.h), for the kinds whose
-//             result is that plain fold (noop, sum, flaky, sleep); other
-//             kinds are skipped and listed as such.
+//             SUCCEEDED subtasks' result_json by the kind's reduce rule (the
+//             same rule the worker's handler folds with, common/fold.h), for
+//             the kinds whose result is that plain fold (noop, sum, flaky,
+//             sleep); other kinds are skipped and listed as such.
 //
 // Layering: this lives beside the store because it reads the store's schema;
-// it links the worker's handler library only for the built-in Fold functions.
+// it needs only common/ (the reduce rules), not the worker's handlers.
 //
 // Thread-safety: CheckDatabase opens its own connection and may run on any
 // thread; a report is a plain value.
@@ -33,10 +33,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-
-namespace orchard::worker {
-class Registry;
-}
 
 namespace orchard::store {
 
@@ -62,8 +58,6 @@ struct InvariantReport {
 };
 
 struct CheckOptions {
-  // Handlers whose Fold reduces results; null: the built-in handlers.
-  const worker::Registry* registry = nullptr;
   // Stop listing after this many violations (the count stays exact).
   size_t max_violations = 1000;
 };

@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/lifecycle/task.h"
-#include "server/commit_reporter.h"
+#include "server/ops/commit_reporter.h"
 #include "server/http/http_server.h"
 #include "server/store/observer.h"
 #include "server/store/sqlite_store.h"

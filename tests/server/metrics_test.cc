@@ -2,7 +2,7 @@
 // reporter's counting, and the interceptor's method names. The exposition is
 // checked by `promtool check metrics` (Debian's prometheus package) when it
 // is installed; deploy/install-deps.sh installs it.
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +12,8 @@
 #include <fstream>
 #include <string>
 
-#include "server/commit_reporter.h"
-#include "server/interceptor.h"
+#include "server/ops/commit_reporter.h"
+#include "server/ops/interceptor.h"
 
 namespace {
 

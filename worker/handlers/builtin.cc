@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "common/fold.h"
 #include "common/strcat.h"
 #include "worker/handler.h"
 #include "worker/handlers/csv_aggregate.h"
@@ -25,13 +26,9 @@ class NoopHandler final : public Handler {
     ctx.progress->store(ctx.end - ctx.begin);
     return json{{"count", ctx.end - ctx.begin}};
   }
-  json Init() const override { return json{{"count", 0}}; }
+  json Init() const override { return BuiltinFold("noop")->init(); }
   absl::Status Fold(json& acc, const json& r) const override {
-    if (!r.contains("count") || !r["count"].is_number_unsigned()) {
-      return absl::InvalidArgumentError("noop: result without count");
-    }
-    acc["count"] = acc["count"].get<uint64_t>() + r["count"].get<uint64_t>();
-    return absl::OkStatus();
+    return BuiltinFold("noop")->fold(acc, r);
   }
 };
 
@@ -55,15 +52,9 @@ class SumHandler : public Handler {
     ctx.progress->store(ctx.end - ctx.begin);
     return json{{"sum", *s}};
   }
-  json Init() const override { return json{{"sum", 0}}; }
+  json Init() const override { return BuiltinFold("sum")->init(); }
   absl::Status Fold(json& acc, const json& r) const override {
-    if (!r.contains("sum") || !r["sum"].is_number_unsigned()) {
-      return absl::InvalidArgumentError("sum: result without sum");
-    }
-    uint64_t a = acc["sum"].get<uint64_t>(), b = r["sum"].get<uint64_t>();
-    if (a > UINT64_MAX - b) return absl::FailedPreconditionError("sum: total overflows 64 bits");
-    acc["sum"] = a + b;
-    return absl::OkStatus();
+    return BuiltinFold("sum")->fold(acc, r);
   }
 };
 
@@ -152,10 +143,9 @@ class SleepHandler final : public Handler {
     }
     return json{{"slept_ms", ms}};
   }
-  json Init() const override { return json{{"slept_ms", 0}}; }
+  json Init() const override { return BuiltinFold("sleep")->init(); }
   absl::Status Fold(json& acc, const json& r) const override {
-    acc["slept_ms"] = acc["slept_ms"].get<uint64_t>() + r.value("slept_ms", uint64_t{0});
-    return absl::OkStatus();
+    return BuiltinFold("sleep")->fold(acc, r);
   }
 };
 

@@ -1,5 +1,5 @@
 // Counting and logging of committed transitions; see commit_reporter.h.
-#include "server/commit_reporter.h"
+#include "server/ops/commit_reporter.h"
 
 #include "common/lifecycle/state.h"
 #include "common/log.h"

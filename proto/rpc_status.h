@@ -1,5 +1,6 @@
 // absl::Status <-> grpc::Status, in one place for the service edge and the
-// worker's client calls. Header-only; users link gRPC themselves.
+// worker's client calls. Header-only, in the orchard_rpc library beside the
+// generated code (common/ has no gRPC): link orchard_rpc to use it.
 #pragma once
 
 #include <grpcpp/support/status.h>

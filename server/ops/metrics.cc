@@ -1,6 +1,6 @@
 // The metrics registry and its text rendering; ServerMetrics' families.
 // Thread-safety: see metrics.h.
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 
 #include <cmath>
 

@@ -14,7 +14,7 @@
 // spdlog are thread-safe.
 #pragma once
 
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 #include "server/store/observer.h"
 
 namespace orchard::server {

@@ -20,7 +20,7 @@
 
 #include <grpcpp/support/server_interceptor.h>
 
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 
 namespace orchard::server {
 

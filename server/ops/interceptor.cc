@@ -1,5 +1,5 @@
 // RPC metrics by interception; see interceptor.h.
-#include "server/interceptor.h"
+#include "server/ops/interceptor.h"
 
 #include <cctype>
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 
-#include "common/grpc_status.h"
+#include "proto/rpc_status.h"
 
 namespace orchard::server {
 
