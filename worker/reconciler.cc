@@ -28,6 +28,16 @@ uint64_t SliceCount(const pb::TaskSpec& spec, const Plan& plan) {
   return split.ok() ? split->count() : 0;
 }
 
+// The server refused a write because this worker's reconcile lease on the
+// task is gone (stale epoch, expired, released, held by another worker):
+// nothing this reconciler writes will be accepted again. The store says so
+// with FAILED_PRECONDITION and this wording (server/store/rows.cc,
+// CheckTaskLease); the wire carries no finer code for it.
+bool IsLostTaskLease(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) &&
+         s.message().find("reconcile lease epoch") != std::string_view::npos;
+}
+
 json ParseParams(const std::string& params_json) {
   return json::parse(params_json.empty() ? "{}" : params_json, nullptr, false);
 }
@@ -77,6 +87,7 @@ Awaitable<void> Reconciler::Reconcile(std::shared_ptr<ReconciledTask> entry, pb:
   Backoff backoff({100, 5000});
   const Handler* handler = registry_.Get(task.spec().kind());
   std::optional<lifecycle::TaskEvent> cause;  // the event that made it Terminating
+  bool lease_refused = false;
 
   while (!entry->lost && !state_.stopped && !state_.draining) {
     Decision d = Decide(task, state_.Now());
@@ -153,6 +164,13 @@ Awaitable<void> Reconciler::Reconcile(std::shared_ptr<ReconciledTask> entry, pb:
     const absl::Status& s = next.status();
     if (absl::IsNotFound(s)) break;
     if (absl::IsCancelled(s) && state_.draining) break;
+    if (IsLostTaskLease(s)) {
+      // Reading the task again would only lead to the same refused write.
+      spdlog::warn("task {}: {}; giving the task up", task.id(), s.message());
+      entry->lost = true;
+      lease_refused = true;
+      break;
+    }
     if (!absl::IsAborted(s) && !absl::IsFailedPrecondition(s)) {
       int64_t wait = static_cast<int64_t>(backoff.NextMs());
       spdlog::warn("task {}: {}; retrying in {} ms", task.id(), s.message(), wait);
@@ -177,8 +195,9 @@ Awaitable<void> Reconciler::Reconcile(std::shared_ptr<ReconciledTask> entry, pb:
     auto it = state_.tasks.find(task.id());
     return it != state_.tasks.end() && it->second == entry;
   };
-  // A terminal task's lease ended with its last transition.
-  bool release = mine() && !state_.worker_id.empty() &&
+  // A terminal task's lease ended with its last transition; a refused one
+  // is no longer ours.
+  bool release = mine() && !lease_refused && !state_.worker_id.empty() &&
                  !IsTerminal(static_cast<State>(task.state()));
   if (release) co_await Release(task.id(), entry->lease.epoch());
   if (mine()) state_.tasks.erase(task.id());
