@@ -1,9 +1,7 @@
-// The worker's gRPC calls as Asio awaitables, in one place: each call keeps
+// The worker's gRPC calls as Asio awaitables, in one place (the ServerApi
+// the daemon's parts use, worker/server_api.h): each call keeps
 // its context, request and response alive in heap state, carries a deadline,
 // and resumes the awaiting coroutine on its own executor (the loop thread).
-//
-// Also RunOnPool(): runs a blocking function on a thread pool and resumes the
-// coroutine on the loop, so CPU-heavy handlers never run on the loop.
 //
 // Thread-safety: Api may be used from any coroutine of the loop; gRPC
 // callbacks only post back to the loop.
@@ -14,59 +12,50 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 
 #include "absl/status/statusor.h"
 #include "orchard/v1/orchard.grpc.pb.h"
+#include "worker/server_api.h"
 
 namespace orchard::worker {
 
-namespace asio = boost::asio;
-namespace pb = ::orchard::v1;
-
-template <typename T>
-using Awaitable = asio::awaitable<T>;
-
-class Api {
+class Api final : public ServerApi {
  public:
   explicit Api(std::shared_ptr<grpc::Channel> channel);
   // Ends the wait stream and waits (up to 10 s) until gRPC is done with it,
   // so that the channel is freed here, never on gRPC's callback thread.
-  ~Api();
+  ~Api() override;
 
-  Awaitable<absl::StatusOr<pb::RegisterResponse>> Register(const pb::RegisterRequest& req);
+  Awaitable<absl::StatusOr<pb::RegisterResponse>> Register(const pb::RegisterRequest& req) override;
   Awaitable<absl::StatusOr<pb::HeartbeatResponse>> Heartbeat(const pb::HeartbeatRequest& req,
-                                                             int64_t timeout_ms);
+                                                             int64_t timeout_ms) override;
   // Long poll: the deadline is wait_ms plus a margin. CancelLongPolls() ends it early.
-  Awaitable<absl::StatusOr<pb::AcquireResponse>> Acquire(const pb::AcquireRequest& req);
-  Awaitable<absl::StatusOr<pb::ReportResponse>> Report(const pb::ReportRequest& req);
-  Awaitable<absl::StatusOr<pb::Task>> TransitionTask(const pb::TransitionTaskRequest& req);
-  Awaitable<absl::StatusOr<pb::StopSubtasksResponse>> StopSubtasks(const pb::StopSubtasksRequest& req);
+  Awaitable<absl::StatusOr<pb::AcquireResponse>> Acquire(const pb::AcquireRequest& req) override;
+  Awaitable<absl::StatusOr<pb::ReportResponse>> Report(const pb::ReportRequest& req) override;
+  Awaitable<absl::StatusOr<pb::Task>> TransitionTask(const pb::TransitionTaskRequest& req) override;
+  Awaitable<absl::StatusOr<pb::StopSubtasksResponse>> StopSubtasks(const pb::StopSubtasksRequest& req) override;
   Awaitable<absl::StatusOr<pb::TransitionTasksResponse>> TransitionTasks(
-      const pb::TransitionTasksRequest& req);
+      const pb::TransitionTasksRequest& req) override;
   // A reconciler's long poll on its task. It goes on the worker's one
   // WaitTasks stream, opened on first use and again after it ends; waits that
   // queue while a message is in flight share the next one. Without an answer
   // by wait_ms plus a margin it fails with DEADLINE_EXCEEDED, and the stream
   // is dropped (the server is not answering on it).
-  Awaitable<absl::StatusOr<pb::WaitTaskResponse>> WaitTask(const pb::WaitTaskRequest& req);
-  Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> ReleaseTask(const pb::ReleaseTaskRequest& req);
-  Awaitable<absl::StatusOr<pb::DeregisterResponse>> Deregister(const pb::DeregisterRequest& req);
-  Awaitable<absl::StatusOr<pb::Task>> GetTask(const pb::GetTaskRequest& req);
-  Awaitable<absl::StatusOr<pb::ListSubtasksResponse>> ListSubtasks(const pb::ListSubtasksRequest& req);
-  Awaitable<absl::StatusOr<pb::GetHistoryResponse>> GetHistory(const pb::GetHistoryRequest& req);
+  Awaitable<absl::StatusOr<pb::WaitTaskResponse>> WaitTask(const pb::WaitTaskRequest& req) override;
+  Awaitable<absl::StatusOr<pb::ReleaseTaskResponse>> ReleaseTask(const pb::ReleaseTaskRequest& req) override;
+  Awaitable<absl::StatusOr<pb::DeregisterResponse>> Deregister(const pb::DeregisterRequest& req) override;
+  Awaitable<absl::StatusOr<pb::Task>> GetTask(const pb::GetTaskRequest& req) override;
+  Awaitable<absl::StatusOr<pb::ListSubtasksResponse>> ListSubtasks(const pb::ListSubtasksRequest& req) override;
+  Awaitable<absl::StatusOr<pb::GetHistoryResponse>> GetHistory(const pb::GetHistoryRequest& req) override;
 
   // Ends every Acquire and WaitTask in flight (they return CANCELLED), and
   // refuses later ones.
-  void CancelLongPolls();
+  void CancelLongPolls() override;
 
  private:
   template <typename Req, typename Resp, typename Start>
@@ -93,25 +82,5 @@ class Api {
   std::shared_ptr<WaitStream> wait_stream_;  // null until the first wait
   uint64_t next_wait_id_ = 0;
 };
-
-// Runs fn() on `pool` and resumes the awaiting coroutine on its executor.
-template <typename R, typename Fn>
-Awaitable<R> RunOnPool(asio::thread_pool& pool, Fn fn) {
-  auto result = std::make_shared<std::optional<R>>();
-  // The initiation is a named local: GCC 12 destroys a lambda temporary that
-  // sits inside a co_await expression too early (use after free).
-  auto initiate = [&pool, fn = std::move(fn), result](auto handler) mutable {
-    auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-    auto h = std::make_shared<decltype(handler)>(std::move(handler));
-    asio::post(pool, [fn = std::move(fn), result, h, work]() mutable {
-      result->emplace(fn());
-      auto ex = work.get_executor();
-      asio::post(ex, [h]() mutable { std::move (*h)(); });
-    });
-  };
-  co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(initiate,
-                                                                       asio::use_awaitable);
-  co_return std::move(**result);
-}
 
 }  // namespace orchard::worker
