@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "tests/testing/specs.h"
 #include "orchard/v1/orchard.grpc.pb.h"
 
 namespace orchard::it {
@@ -57,14 +58,7 @@ class BadInputTest : public Cluster {
     worker_id_ = registered.worker_id();
   }
 
-  static pb::TaskSpec GoodSpec() {
-    pb::TaskSpec s;
-    s.set_kind("sum");
-    s.set_begin(0);
-    s.set_end(100);
-    s.mutable_split()->set_subtasks(10);
-    return s;
-  }
+  static pb::TaskSpec GoodSpec() { return testing::GoodSpec(); }
 
   template <typename Stub, typename Req, typename Resp>
   static grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),

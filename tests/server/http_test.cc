@@ -25,6 +25,10 @@
 #include "server/http/http_server.h"
 #include "server/store/observer.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/clock.h"
+#include "tests/testing/ok.h"
+#include "tests/testing/specs.h"
+#include "tests/testing/store_requests.h"
 
 namespace {
 
@@ -35,14 +39,9 @@ using orchard::server::http::HttpRequest;
 using orchard::server::http::HttpResponse;
 using orchard::server::http::ParseTarget;
 
-constexpr int64_t kNow = 1'700'000'000'000;
-constexpr int64_t kTtl = 10'000;
-
-template <typename T>
-T Ok(absl::StatusOr<T> v) {
-  if (!v.ok()) throw std::runtime_error("unexpected error: " + v.status().ToString());
-  return std::move(*v);
-}
+using orchard::testing::kNow;
+using orchard::testing::kTtl;
+using orchard::testing::Ok;
 
 class Http : public ::testing::Test {
  protected:
@@ -71,11 +70,7 @@ class Http : public ::testing::Test {
   }
 
   pb::Task Start(uint64_t end, uint64_t subtasks, uint32_t max_attempts = 3) {
-    pb::TaskSpec s;
-    s.set_kind("sum");
-    s.set_begin(0);
-    s.set_end(end);
-    s.mutable_split()->set_subtasks(subtasks);
+    pb::TaskSpec s = orchard::testing::Spec("sum", 0, end, subtasks);
     s.set_params_json("{}");
     s.mutable_policy()->set_max_attempts(max_attempts);
     pb::Task t = Ok(store_->CreateTask(s, kNow)).task;
@@ -92,19 +87,14 @@ class Http : public ::testing::Test {
     return Ok(store_->Acquire(w, n, 0, kNow, kTtl)).subtasks;
   }
   void Report(const std::string& w, const pb::SubtaskLease& l, const std::string& error) {
-    pb::SubtaskReport r;
-    *r.mutable_lease() = l.lease();
-    if (error.empty()) {
-      r.set_succeeded_result_json(R"({"sum":1})");
-    } else {
-      r.set_failed_error(error);
-    }
+    pb::SubtaskReport r = error.empty() ? orchard::testing::Succeeded(l.lease(), R"({"sum":1})")
+                                        : orchard::testing::Failed(l.lease(), error);
     auto s = Ok(store_->Report(w, {r}, kNow));
     ASSERT_TRUE(s.at(0).ok()) << s.at(0);
   }
 
   std::filesystem::path dir_;
-  orchard::FakeClock clock_{kNow};
+  orchard::testing::FakeClock clock_ = orchard::testing::ClockAtNow();
   orchard::server::ServerMetrics metrics_;
   orchard::server::CommitReporter reporter_{&metrics_};
   std::unique_ptr<orchard::store::SqliteStore> store_;
@@ -112,29 +102,7 @@ class Http : public ::testing::Test {
 };
 
 // ------------------------------------------------------------ store reads
-
-// This test verifies that CountByState counts tasks per state and sums their
-// subtask counters per state.
-TEST_F(Http, CountByStateSumsTasksAndSubtaskCounters) {
-  Start(100, 10);
-  Start(40, 4);
-  pb::TaskSpec s;
-  s.set_kind("sum");
-  s.set_begin(0);
-  s.set_end(5);
-  s.mutable_split()->set_subtasks(1);
-  Ok(store_->CreateTask(s, kNow));  // stays Preparing, no subtasks
-  std::string w = Worker();
-  auto leases = Acquire(w, 3);
-  ASSERT_EQ(leases.size(), 3u);
-  Report(w, leases[0], "");
-  auto c = Ok(store_->CountByState());
-  EXPECT_EQ(c.tasks[static_cast<int>(State::kRunning)], 2u);
-  EXPECT_EQ(c.tasks[static_cast<int>(State::kPreparing)], 1u);
-  EXPECT_EQ(c.subtasks[static_cast<int>(State::kPreparing)], 11u);
-  EXPECT_EQ(c.subtasks[static_cast<int>(State::kRunning)], 2u);
-  EXPECT_EQ(c.subtasks[static_cast<int>(State::kTerminated)], 1u);
-}
+// (CountByState and the small grid are in the Store contract suite.)
 
 // This test verifies that a task of 100,000 subtasks is aggregated into at
 // most 2,000 contiguous cells whose counts add up, in one quick read.
@@ -166,18 +134,6 @@ TEST_F(Http, SubtaskGridAggregatesAHundredThousandSubtasks) {
   EXPECT_EQ(j["grid"]["cell_size"], 50);
   EXPECT_EQ(j["grid"]["states"][0], "Preparing");
   EXPECT_TRUE(j["subtasks"].empty());
-}
-
-// This test verifies that a small task gets one cell per subtask, and an
-// unknown task NOT_FOUND.
-TEST_F(Http, SubtaskGridOfASmallTaskHasOneCellPerSubtask) {
-  pb::Task t = Start(10, 7);
-  auto grid = Ok(store_->GetSubtaskGrid(t.id(), 2000));
-  EXPECT_EQ(grid.cell_size, 1u);
-  EXPECT_EQ(grid.cells.size(), 7u);
-  EXPECT_EQ(grid.cells[6].by_state[static_cast<int>(State::kPreparing)], 1u);
-  EXPECT_TRUE(absl::IsNotFound(store_->GetSubtaskGrid("t-nope", 10).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(store_->GetSubtaskGrid(t.id(), 0).status()));
 }
 
 // This test verifies that the error list has the subtasks whose attempt

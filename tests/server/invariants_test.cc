@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/lifecycle/task.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/clock.h"
+#include "tests/testing/ok.h"
+#include "tests/testing/specs.h"
+#include "tests/testing/store_requests.h"
 
 namespace {
 
@@ -24,16 +27,8 @@ using orchard::store::CheckDatabase;
 using orchard::store::InvariantReport;
 using orchard::store::TaskTransition;
 
-constexpr int64_t kNow = 1'700'000'000'000;
-
-template <typename T>
-T Ok(absl::StatusOr<T> v) {
-  if (!v.ok()) throw std::runtime_error("unexpected error: " + v.status().ToString());
-  return std::move(*v);
-}
-void Ok(const absl::Status& s) {
-  if (!s.ok()) throw std::runtime_error("unexpected error: " + s.ToString());
-}
+using orchard::testing::kNow;
+using orchard::testing::Ok;
 
 // The sum of [b, e) as the sum handler reports it.
 std::string SumJson(uint64_t b, uint64_t e) {
@@ -72,13 +67,9 @@ class Invariants : public ::testing::Test {
     auto acquired = Ok(store_->Acquire(worker_, 1000, 0, kNow, 10'000));
     std::vector<pb::SubtaskReport> reports;
     for (const pb::SubtaskLease& l : acquired.subtasks) {
-      pb::SubtaskReport& r = reports.emplace_back();
-      *r.mutable_lease() = l.lease();
-      if (l.lease().subtask_index() == fail_index) {
-        r.set_failed_permanently_error("bad");
-      } else {
-        r.set_succeeded_result_json(SumJson(l.begin(), l.end()));
-      }
+      reports.push_back(l.lease().subtask_index() == fail_index
+                            ? orchard::testing::FailedPermanently(l.lease(), "bad")
+                            : orchard::testing::Succeeded(l.lease(), SumJson(l.begin(), l.end())));
     }
     for (const absl::Status& s : Ok(store_->Report(worker_, reports, kNow))) Ok(s);
   }
@@ -87,11 +78,8 @@ class Invariants : public ::testing::Test {
   // right result; with fail_index >= 0 that subtask fails first, the task
   // fails on its budget and is retried once.
   std::string Finished(const std::string& kind, int64_t fail_index) {
-    pb::TaskSpec spec;
+    pb::TaskSpec spec = orchard::testing::GoodSpec();  // [0, 100) in 10
     spec.set_kind(kind);
-    spec.set_begin(0);
-    spec.set_end(100);
-    spec.mutable_split()->set_subtasks(10);
     const std::string id = Ok(store_->CreateTask(spec, kNow)).task.id();
     Transition(id, TaskEvent::kPlanned, "", /*plan=*/true);
     RunAll(fail_index);

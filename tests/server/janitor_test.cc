@@ -1,7 +1,8 @@
 // Tests of server/janitor: the server itself ends the tasks that must end
 // (cancelled, past their deadline) when no worker can reconcile them, and
-// leaves every other task alone. A real SqliteStore in a temp dir and a fake
-// clock; nothing sleeps.
+// leaves every other task alone, and keeps on after a failed write (the
+// store wrapped in a FaultyStore): the next pass finishes the task, once.
+// A real SqliteStore in a temp dir and a fake clock; nothing sleeps.
 #include "server/janitor.h"
 
 #include <gtest/gtest.h>
@@ -12,8 +13,10 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "server/store/faulty_store.h"
 #include "server/store/sqlite_store.h"
 #include "tests/testing/ok.h"
+#include "tests/testing/store_requests.h"
 #include "tests/testing/temp_dir.h"
 
 namespace orchard::server {
@@ -31,8 +34,10 @@ class TaskJanitorTest : public ::testing::Test {
   void SetUp() override {
     dir_ = orchard::testing::FreshTestDir("janitor");
     store_ = Ok(store::SqliteStore::Open(store::SqliteOptions{.path = (dir_ / "o.db").string()}));
+    faulty_ = std::make_unique<store::FaultyStore>(store_.get());
   }
   void TearDown() override {
+    faulty_.reset();
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -56,11 +61,19 @@ class TaskJanitorTest : public ::testing::Test {
     return Ok(store_->GetHistory(f)).entries;
   }
   TaskJanitor Janitor() { return TaskJanitor(store_.get(), &hub_, &clock_, kTtl); }
+  // A janitor whose store fails the calls faulty_ is told to.
+  TaskJanitor FaultyJanitor() { return TaskJanitor(faulty_.get(), &hub_, &clock_, kTtl); }
+  size_t Rows(const std::string& id, const std::string& event) {
+    size_t n = 0;
+    for (const auto& h : TaskHistory(id)) n += h.event() == event ? 1 : 0;
+    return n;
+  }
 
   std::filesystem::path dir_;
   FakeClock clock_;
   Hub hub_;
   std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<store::FaultyStore> faulty_;
 };
 
 // This test verifies that a task of a kind no worker runs, past its
@@ -129,11 +142,9 @@ TEST_F(TaskJanitorTest, LeavesTasksAWorkerCanEndOrThatMayWait) {
   Cancel(cancelled_live.id());
   clock_.Advance(1500);
   // The worker keeps heartbeating (is live), so its kinds are reconciled.
-  pb::HeartbeatRequest hb;
   const auto workers = Ok(store_->ListWorkers(clock_.NowMs(), kTtl));
   ASSERT_EQ(workers.size(), 1u);
-  hb.set_worker_id(workers[0].id());
-  Ok(store_->Heartbeat(hb, clock_.NowMs(), kTtl));
+  Ok(testing::SendHeartbeat(*store_, {.worker_id = workers[0].id()}, clock_.NowMs(), kTtl));
   TaskJanitor janitor = Janitor();
   EXPECT_EQ(janitor.RunOnce(), 0);
   EXPECT_EQ(Get(live.id()).state(), pb::PREPARING);
@@ -154,6 +165,80 @@ TEST_F(TaskJanitorTest, LeavesTasksAWorkerCanEndOrThatMayWait) {
   clock_.Advance(kLongLease);  // the lease has expired too
   EXPECT_GE(janitor.RunOnce(), 1);
   EXPECT_EQ(Get(leased.id()).state(), pb::ERROR);
+}
+
+// ------------------------------------------------------------ storage faults
+
+// This test verifies that when stopping a task's subtasks fails after its
+// DeadlineExceeded was written, the pass ends nothing and the next pass
+// finishes the task from Terminating, naming the deadline as the cause.
+TEST_F(TaskJanitorTest, AFailedStopLeavesTheTaskForTheNextPass) {
+  const pb::Task t = Submit("summ", /*deadline_ms=*/1000, /*subtasks=*/3);
+  store::TaskTransition plan{.task_id = t.id(), .actor = "w", .event = TaskEvent::kPlanned};
+  plan.plan.emplace().set_uniform(true);
+  Ok(store_->TransitionTask(plan, clock_.NowMs()));
+  clock_.Advance(1000);
+  faulty_->Inject({.op = store::FaultyStore::Op::kStopSubtasks});
+  TaskJanitor janitor = FaultyJanitor();
+  EXPECT_EQ(janitor.RunOnce(), 0);
+  pb::Task half = Get(t.id());
+  EXPECT_EQ(half.state(), pb::TERMINATING);
+  EXPECT_EQ(half.counts().preparing(), 3u) << "the failed stop moved a subtask";
+  EXPECT_EQ(janitor.RunOnce(), 1);
+  const pb::Task ended = Get(t.id());
+  EXPECT_EQ(ended.state(), pb::ERROR) << "a deadline ends FAILED, not CANCELLED";
+  EXPECT_EQ(ended.outcome(), pb::FAILED);
+  EXPECT_EQ(ended.counts().cancelled(), 3u);
+  EXPECT_EQ(Rows(t.id(), "DeadlineExceeded"), 1u);
+  EXPECT_EQ(Rows(t.id(), "FinalizedFailed"), 1u);
+  EXPECT_EQ(faulty_->Injected(), 1);
+}
+
+// This test verifies that a finalize that never reached the store leaves
+// the task as it was (Terminating, no new history row), and the next pass
+// ends it exactly once.
+TEST_F(TaskJanitorTest, AFailedFinalizeIsRetriedByTheNextPass) {
+  const pb::Task t = Submit("summ");
+  Cancel(t.id());
+  const size_t rows = TaskHistory(t.id()).size();
+  faulty_->Inject({.op = store::FaultyStore::Op::kTransitionTask});
+  TaskJanitor janitor = FaultyJanitor();
+  EXPECT_EQ(janitor.RunOnce(), 0);
+  EXPECT_EQ(Get(t.id()).state(), pb::TERMINATING);
+  EXPECT_EQ(TaskHistory(t.id()).size(), rows);
+  EXPECT_EQ(janitor.RunOnce(), 1);
+  EXPECT_EQ(Get(t.id()).state(), pb::TERMINATED);
+  EXPECT_EQ(Get(t.id()).outcome(), pb::CANCELLED);
+  EXPECT_EQ(Rows(t.id(), "Finalized"), 1u);
+  EXPECT_EQ(janitor.RunOnce(), 0);
+}
+
+// This test verifies that a finalize that committed but whose answer was
+// lost is not applied twice: the next pass finds the task ended and leaves
+// it, with one Finalized row.
+TEST_F(TaskJanitorTest, AFinalizeWhoseAnswerWasLostIsNotAppliedTwice) {
+  const pb::Task t = Submit("summ");
+  Cancel(t.id());
+  faulty_->Inject({.op = store::FaultyStore::Op::kTransitionTask,
+                   .when = store::FaultyStore::When::kAfter});
+  TaskJanitor janitor = FaultyJanitor();
+  EXPECT_EQ(janitor.RunOnce(), 0);  // told it failed
+  EXPECT_EQ(Get(t.id()).state(), pb::TERMINATED);
+  EXPECT_EQ(janitor.RunOnce(), 0);
+  EXPECT_EQ(Rows(t.id(), "Finalized"), 1u);
+}
+
+// This test verifies that a failed read of the unreconciled tasks ends
+// nothing and the next pass does the work.
+TEST_F(TaskJanitorTest, AFailedReadEndsNothingAndTheNextPassWorks) {
+  const pb::Task t = Submit("summ");
+  Cancel(t.id());
+  faulty_->Inject({.op = store::FaultyStore::Op::kUnreconciledTasks});
+  TaskJanitor janitor = FaultyJanitor();
+  EXPECT_EQ(janitor.RunOnce(), 0);
+  EXPECT_EQ(Get(t.id()).state(), pb::TERMINATING);
+  EXPECT_EQ(janitor.RunOnce(), 1);
+  EXPECT_EQ(Get(t.id()).state(), pb::TERMINATED);
 }
 
 }  // namespace

@@ -4,19 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/specs.h"
+
 namespace orchard::server {
 namespace {
 
 namespace pb = ::orchard::v1;
 
-pb::TaskSpec Good() {
-  pb::TaskSpec s;
-  s.set_kind("sum");
-  s.set_begin(0);
-  s.set_end(100);
-  s.mutable_split()->set_subtasks(10);
-  return s;
-}
+// A valid spec with nothing defaulted, to break one field at a time.
+pb::TaskSpec Good() { return orchard::testing::GoodSpec(); }
 
 void ExpectRefused(pb::TaskSpec spec, const std::string& field) {
   absl::Status s = ValidateAndDefaultSpec(spec);
