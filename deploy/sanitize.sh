@@ -87,11 +87,11 @@ run_tests() {
 
 # The unit and integration tests' executables (their add_dependencies build
 # the server, worker and ctl binaries they start).
-ASAN_TARGETS="common_test sqlite_store_test wal_vfs_test validate_test invariants_test metrics_test
+ASAN_TARGETS="common_test sqlite_store_test store_contract_test wal_vfs_test validate_test invariants_test metrics_test
   http_test worker_test cli_format_test cli_watch_test orchard_integration_test
   orchard_bad_input_test orchard_worker_protocol_test orchard_client_api_test"
 ASAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them
-TSAN_TARGETS="sqlite_store_test worker_test"
+TSAN_TARGETS="sqlite_store_test store_contract_test worker_test"
 TSAN_OPTIONAL_TARGETS="hub_test"  # built when the tree defines them
 # Not run under a sanitizer (each runs in the normal suite):
 #  - browser_dashboard: headless Chromium, nothing of ours to instrument;
@@ -128,7 +128,7 @@ if [ "$WHAT" = tsan ] || [ "$WHAT" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:log_path=$logs/tsan:suppressions=$ROOT/deploy/tsan.supp:${TSAN_OPTIONS:-}"
   export ORCHARD_TEST_TIME_SCALE="${SCALE:-6}"
   # shellcheck disable=SC2086
-  run_tests build-tsan -R "${TSAN_TESTS:-^(SqliteStore|HubTest|Decide|ExecTest|Handlers|CsvTest)\.}" \
+  run_tests build-tsan -R "${TSAN_TESTS:-^(SqliteStore|Sqlite/StoreContract|HubTest|Decide|ExecTest|Handlers|CsvTest)\.}" \
     ${TSAN_CTEST_ARGS:-} || status=1
 fi
 exit $status
